@@ -1,0 +1,62 @@
+"""Registers every host function on the linker: the one place that does.
+
+Every import of HOSTAPI.md Appendix A is defined with exactly its type, so any
+lunatic guest instantiates. Functions of namespaces that are not implemented
+yet trap with ``not supported yet: <namespace>::<name>``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+from . import error, message, process
+from .abi import HostFunctionSpec, HostTrap, Namespace
+from .ffi import Linker
+from .signatures import APPENDIX_A
+
+__all__ = ["IMPLEMENTED", "define_all", "unsupported"]
+
+#: The namespace modules, in the order HOSTAPI.md lists them.
+_NAMESPACES: tuple[Namespace, ...] = (error.namespace, message.namespace, process.namespace)
+
+
+def _implemented() -> dict[tuple[str, str], HostFunctionSpec]:
+    out: dict[tuple[str, str], HostFunctionSpec] = {}
+    for ns in _NAMESPACES:
+        for spec in ns.functions:
+            key = (spec.namespace, spec.name)
+            if key in out:
+                raise RuntimeError(f"{spec.qualname} is declared twice")
+            out[key] = spec
+    return out
+
+
+#: Every implemented host function, by ``(namespace, name)``.
+IMPLEMENTED: dict[tuple[str, str], HostFunctionSpec] = _implemented()
+
+
+def unsupported(namespace: str, name: str) -> Callable[..., NoReturn]:
+    """A host function that traps because its namespace is not implemented."""
+    text = f"not supported yet: {namespace}::{name}"
+
+    def handler(_proc: Any, *_args: Any) -> NoReturn:
+        raise HostTrap(text)
+
+    return handler
+
+
+def define_all(linker: Linker) -> None:
+    """Define WASI preview 1 and all 140 ``lunatic::*`` functions on ``linker``."""
+    linker.define_wasi()
+    for (namespace, name), sig in APPENDIX_A.items():
+        spec = IMPLEMENTED.get((namespace, name))
+        if spec is None:
+            linker.define(namespace, name, sig, unsupported(namespace, name))
+            continue
+        if spec.sig != sig:
+            raise RuntimeError(f"{spec.qualname} is declared as {spec.sig}, Appendix A says {sig}")
+        linker.define(namespace, name, sig, spec.handler, blocking=spec.blocking)
+    extra = set(IMPLEMENTED) - set(APPENDIX_A)
+    if extra:
+        raise RuntimeError(f"host functions missing from Appendix A: {sorted(extra)}")

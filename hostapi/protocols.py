@@ -1,0 +1,123 @@
+"""What host functions need from a process and its environment.
+
+``hostapi`` never imports the runtime (``supervisor``); the runtime's Wasm
+process implements :class:`HostProcess` and its environment implements
+:class:`HostEnvironment`. Signals (link, kill, ...) are applied by the runtime
+at once, in the calling order, which keeps lunatic's per-sender FIFO guarantee
+(HOSTAPI.md section 1.11).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from .data import Message, ProcessConfig, ResourceTable, SpawnRequest
+from .ffi import GuestMemory, Module
+
+__all__ = ["HostEnvironment", "HostProcess", "SpawnError"]
+
+
+class SpawnError(Exception):
+    """A spawn that failed after validation; its text goes to the error table."""
+
+
+class HostEnvironment(Protocol):
+    """A namespace of processes: ids, lookups and the name registry."""
+
+    @property
+    def id(self) -> int: ...
+
+    def exists(self, pid: int) -> bool: ...
+
+    def allocate_pid(self) -> int:
+        """Take the next process id (ids are used up even by failed spawns)."""
+        ...
+
+    def registry_get(self, name: str) -> tuple[int, int] | None: ...
+
+
+class HostProcess(Protocol):
+    """A Wasm process as its host functions see it."""
+
+    memory: GuestMemory
+    last_trap: str | None
+    scratch: Message | None
+    errors: ResourceTable[str]
+    modules: ResourceTable[Module]
+    configs: ResourceTable[ProcessConfig]
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def environment(self) -> HostEnvironment: ...
+
+    @property
+    def config(self) -> ProcessConfig:
+        """The config this process was spawned with (never changed)."""
+        ...
+
+    @property
+    def module(self) -> Module:
+        """The module this process was instantiated from."""
+        ...
+
+    @property
+    def initialized(self) -> bool:
+        """False while the module's start function is still running."""
+        ...
+
+    def resources(self, kind: str) -> ResourceTable[Any]:
+        """The table of a kind of resource that can travel in messages."""
+        ...
+
+    # -- messages -----------------------------------------------------------
+    def send(self, pid: int, message: Message) -> None:
+        """Queue ``message`` for ``pid`` in this environment, or drop it."""
+        ...
+
+    def take_message(self, tags: Sequence[int]) -> Message | None:
+        """The first queued message matching ``tags`` (any when empty), if any."""
+        ...
+
+    async def wait_message(self, tags: Sequence[int], timeout_ms: int | None) -> Message | None:
+        """Wait for a matching message to arrive; ``None`` on timeout."""
+        ...
+
+    async def wait_reply(self, tag: int, timeout_ms: int | None) -> Message | None:
+        """Wait for a message tagged ``tag`` that arrives from now on."""
+        ...
+
+    # -- signals ------------------------------------------------------------
+    def link(self, tag: int, pid: int) -> None: ...
+
+    def unlink(self, pid: int) -> None: ...
+
+    def monitor(self, pid: int) -> None: ...
+
+    def stop_monitoring(self, pid: int) -> None: ...
+
+    def kill(self, pid: int) -> None: ...
+
+    def set_die_when_link_dies(self, die: bool) -> None: ...
+
+    # -- operations the driver awaits ---------------------------------------
+    async def sleep(self, ms: int) -> None: ...
+
+    async def compile(self, wasm: bytes) -> Module:
+        """Compile guest-supplied bytes; raises ``SpawnError`` with the reason."""
+        ...
+
+    async def spawn(self, request: SpawnRequest) -> int:
+        """Instantiate and start a child; raises ``SpawnError`` on failure."""
+        ...
+
+    async def get_or_spawn(self, name: str, request: SpawnRequest) -> tuple[int, int, int]:
+        """Atomically look ``name`` up or spawn and register it.
+
+        Returns ``(code, node_id, pid)``: code 2 when the name was found, 0
+        after a successful spawn; raises ``SpawnError`` when the spawn failed.
+        """
+        ...
+

@@ -1,0 +1,7 @@
+"""``python -m supervisor`` is the ``lunatrio`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,102 @@
+"""The shared Wasm host: one engine and one linker per engine settings.
+
+Host functions are store-independent, so every runtime with the same engine
+settings shares one engine, one linker and one cache of compiled modules (each
+pre-instantiated against the linker).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import OrderedDict
+
+import trio
+import wasmtime
+
+from hostapi import ffi
+from hostapi.linking import define_all
+
+__all__ = ["CompileError", "WasmHost", "wasm_host"]
+
+
+class CompileError(Exception):
+    """A module that cannot be compiled or whose imports cannot be satisfied."""
+
+
+class WasmHost:
+    """An engine, its linker with every host function, and compiled modules."""
+
+    _CACHE_SIZE = 64
+
+    def __init__(self, settings: ffi.EngineSettings) -> None:
+        self.settings = settings
+        self.engine = ffi.Engine(settings)
+        self.linker = ffi.Linker(self.engine)
+        define_all(self.linker)
+        self._modules: OrderedDict[bytes, ffi.Module] = OrderedDict()
+
+    def compile(self, wasm: bytes, name: str = "<module>") -> ffi.Module:
+        """Compile and pre-instantiate ``wasm`` (binary, or WAT text as bytes).
+
+        Raises :class:`CompileError` with wasmtime's message when the bytes are
+        not a valid module or an import is unknown or has the wrong type.
+        """
+        if not wasm.startswith(b"\0asm"):
+            try:
+                wasm = ffi.wat_to_wasm(wasm)
+            except (wasmtime.WasmtimeError, UnicodeDecodeError) as e:
+                raise CompileError(_first_line(str(e)) if wasm.lstrip()[:1] == b"(" else
+                                   "not a WebAssembly module (no \\0asm header)") from None
+        key = hashlib.sha256(wasm).digest()
+        cached = self._modules.get(key)
+        if cached is not None:
+            self._modules.move_to_end(key)
+            return cached
+        try:
+            module = ffi.Module(self.linker, wasm, name)
+        except wasmtime.WasmtimeError as e:
+            raise CompileError(_first_line(str(e))) from None
+        self._modules[key] = module
+        if len(self._modules) > self._CACHE_SIZE:
+            self._modules.popitem(last=False)
+        return module
+
+    async def compile_async(self, wasm: bytes, name: str = "<module>") -> ffi.Module:
+        """:meth:`compile` on a worker thread, so other processes keep running."""
+        return await trio.to_thread.run_sync(self.compile, wasm, name)
+
+    def load(self, path: str | os.PathLike[str]) -> ffi.Module:
+        """Compile a ``.wasm`` or ``.wat`` file."""
+        with open(path, "rb") as f:
+            data = f.read()
+        return self.compile(data, os.path.basename(os.fspath(path)))
+
+
+def _first_line(message: str) -> str:
+    """wasmtime's errors carry context lines; the first and last say it all."""
+    lines = [ln.strip() for ln in message.strip().splitlines() if ln.strip()]
+    if not lines:
+        return message
+    if len(lines) > 1 and lines[-1] != lines[0] and not lines[-1].startswith("0:"):
+        return f"{lines[0]} ({lines[-1]})" if "Caused by" not in lines[-1] else lines[0]
+    return lines[0]
+
+
+_hosts: dict[tuple[int, ...], WasmHost] = {}
+
+
+def wasm_host(settings: ffi.EngineSettings | None = None) -> WasmHost:
+    """The shared host for ``settings`` (created on first use)."""
+    s = settings or ffi.EngineSettings()
+    key = (
+        s.fuel_slice,
+        s.async_stack_size,
+        s.max_wasm_stack,
+        s.memory_reservation,
+        s.memory_guard_size,
+    )
+    host = _hosts.get(key)
+    if host is None:
+        host = _hosts[key] = WasmHost(s)
+    return host
