@@ -155,7 +155,8 @@ _wasi_set_stderr_custom = _proto(
 
 # The callbacks wasmtime calls.  Arguments arrive as addresses and ``int64``
 # slots: an unchecked callback's ``wasmtime_val_raw_t`` is 16 bytes (two
-# slots), an async callback's ``wasmtime_val_t`` is 24 bytes (kind, value).
+# slots), an async callback's ``wasmtime_val_t`` is 32 bytes (a kind byte,
+# padding, then the value at offset 8).
 _SYNC_CB_T = CFUNCTYPE(c_size_t, c_void_p, c_void_p, POINTER(c_int64), c_size_t)
 _ASYNC_CB_T = CFUNCTYPE(
     None,
@@ -200,7 +201,9 @@ _EXTERN_FUNC: Final = 0
 _EXTERN_MEMORY: Final = 3
 _EXTERN_SIZE: Final = ctypes.sizeof(_b.wasmtime_extern_t)
 _EXTERN_OF: Final = _b.wasmtime_extern_t.of.offset
-_VAL_SIZE: Final = ctypes.sizeof(_b.wasmtime_val_t)
+_RAW_STRIDE: Final = ctypes.sizeof(_b.wasmtime_val_raw_t) // 8
+_VAL_STRIDE: Final = ctypes.sizeof(_b.wasmtime_val_t) // 8
+_VAL_OFFSET: Final = _b.wasmtime_val_t.of.offset // 8
 _INSTANCE_SIZE: Final = ctypes.sizeof(_b.wasmtime_instance_t)
 _U64_MAX: Final = (1 << 64) - 1
 _I64_MAX: Final = (1 << 63) - 1
@@ -972,7 +975,7 @@ def _compile_trampoline(
         else:
             store = (
                 f"            results[0] = {int(sig.results[0])}\n"
-                "            results[1] = _w0(r)\n"
+                f"            results[{_VAL_OFFSET}] = _w0(r)\n"
             )
     src = template.format(args=args, store=store)
     scope: dict[str, Any] = {
@@ -987,11 +990,11 @@ def _compile_trampoline(
 
 
 def _sync_trampoline(handler: HostFunction, sig: FuncSig, qualname: str) -> Callable[..., Any]:
-    return _compile_trampoline(_SYNC_TEMPLATE, handler, sig, qualname, 2, 0)
+    return _compile_trampoline(_SYNC_TEMPLATE, handler, sig, qualname, _RAW_STRIDE, 0)
 
 
 def _async_trampoline(handler: HostFunction, sig: FuncSig, qualname: str) -> Callable[..., Any]:
-    return _compile_trampoline(_ASYNC_TEMPLATE, handler, sig, qualname, 3, 1)
+    return _compile_trampoline(_ASYNC_TEMPLATE, handler, sig, qualname, _VAL_STRIDE, _VAL_OFFSET)
 
 
 @_CONT_T
@@ -1008,7 +1011,7 @@ def _continuation(key: int) -> bool:
         value = p.suspend.finish(result)
         if p.kinds:
             p.results[0] = int(p.kinds[0])
-            p.results[1] = _WRITERS[p.kinds[0]](value)
+            p.results[_VAL_OFFSET] = _WRITERS[p.kinds[0]](value)
     except BaseException as e:
         p.trap_ret[0] = _trap_address(p.owner, p.name, e)
     return True

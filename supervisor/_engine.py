@@ -43,11 +43,12 @@ class WasmHost:
         not a valid module or an import is unknown or has the wrong type.
         """
         if not wasm.startswith(b"\0asm"):
+            if wasm.lstrip()[:1] != b"(":
+                raise CompileError("not a WebAssembly module (no \\0asm header, not WAT text)")
             try:
                 wasm = ffi.wat_to_wasm(wasm)
             except (wasmtime.WasmtimeError, UnicodeDecodeError) as e:
-                raise CompileError(_first_line(str(e)) if wasm.lstrip()[:1] == b"(" else
-                                   "not a WebAssembly module (no \\0asm header)") from None
+                raise CompileError(_wat_error(str(e))) from None
         key = hashlib.sha256(wasm).digest()
         cached = self._modules.get(key)
         if cached is not None:
@@ -71,6 +72,15 @@ class WasmHost:
         with open(path, "rb") as f:
             data = f.read()
         return self.compile(data, os.path.basename(os.fspath(path)))
+
+
+def _wat_error(message: str) -> str:
+    """wat2wasm's message and the ``line:column`` it points at, on one line."""
+    lines = [ln.strip() for ln in message.strip().splitlines() if ln.strip()]
+    where = next((ln.split()[-1] for ln in lines if ln.startswith("-->")), "")
+    where = where.rsplit(":", 2)[-2:] if where else []
+    at = f" at line {where[0]}, column {where[1]}" if len(where) == 2 else ""
+    return f"invalid WAT{at}: {lines[0] if lines else message}"
 
 
 def _first_line(message: str) -> str:

@@ -1,0 +1,104 @@
+"""WAT building blocks for test guests.
+
+:func:`guest` wraps function bodies in a module that imports every
+``lunatic::process``, ``lunatic::message`` and ``lunatic::error`` function
+under its own name (``$spawn``, ``$send``...), exports one page of memory and
+adds a few helpers:
+
+* ``$report(to: i64, tag: i64, value: i64)`` sends an 8-byte little-endian
+  value to process ``to`` with ``tag``;
+* ``$recv() -> i32`` receives any message (no timeout) and returns its kind;
+* ``$read_i64() -> i64`` reads 8 bytes of the scratch message;
+* ``$spawn_self(link: i64, entry_ptr: i32, entry_len: i32, params_ptr: i32,
+  params_len: i32) -> i64`` spawns from this module with this config and
+  returns the child's id (traps if the spawn failed).
+
+Memory below 1024 is free for tests; the helpers use 1024-2047. Use data
+segments at fixed offsets for strings.
+"""
+
+from __future__ import annotations
+
+from hostapi.signatures import APPENDIX_A
+
+IMPORTED_NAMESPACES = ("lunatic::process", "lunatic::message", "lunatic::error")
+
+
+def _imports() -> str:
+    lines = []
+    for (ns, name), sig in APPENDIX_A.items():
+        if ns not in IMPORTED_NAMESPACES:
+            continue
+        alias = name if ns != "lunatic::error" else f"error_{name}"
+        params = " ".join(str(t) for t in sig.params)
+        results = " ".join(str(t) for t in sig.results)
+        p = f" (param {params})" if params else ""
+        r = f" (result {results})" if results else ""
+        lines.append(f'  (import "{ns}" "{name}" (func ${alias}{p}{r}))')
+    return "\n".join(lines)
+
+
+IMPORTS = _imports()
+
+HELPERS = """
+  (func $report (param $to i64) (param $tag i64) (param $value i64)
+    (call $create_data (local.get $tag) (i64.const 0))
+    (i64.store (i32.const 1024) (local.get $value))
+    (drop (call $write_data (i32.const 1024) (i32.const 8)))
+    (drop (call $send (local.get $to))))
+  (func $recv (result i32)
+    (call $receive (i32.const 0) (i32.const 0) (i64.const -1)))
+  (func $read_i64 (result i64)
+    (drop (call $read_data (i32.const 1032) (i32.const 8)))
+    (i64.load (i32.const 1032)))
+  (func $spawn_self (param $link i64) (param $entry i32) (param $entry_len i32)
+                    (param $params i32) (param $params_len i32) (result i64)
+    (if (call $spawn (local.get $link) (i64.const -1) (i64.const -1)
+                     (local.get $entry) (local.get $entry_len)
+                     (local.get $params) (local.get $params_len) (i32.const 1040))
+      (then unreachable))
+    (i64.load (i32.const 1040)))
+"""
+
+
+def guest(body: str, *, memory: str = '(memory (export "memory") 1)', extra_imports: str = "") -> str:
+    """A WAT module with every process/message/error import, helpers and ``body``."""
+    return f"(module\n{IMPORTS}\n{extra_imports}\n  {memory}\n{HELPERS}\n{body}\n)"
+
+
+def param_i32(value: int) -> bytes:
+    """One 17-byte spawn parameter record holding an i32."""
+    return b"\x7f" + (value & ((1 << 128) - 1)).to_bytes(16, "little")
+
+
+def param_i64(value: int) -> bytes:
+    return b"\x7e" + (value & ((1 << 128) - 1)).to_bytes(16, "little")
+
+
+def data_string(offset: int, data: bytes) -> str:
+    """A data segment placing ``data`` at ``offset``."""
+    escaped = "".join(f"\\{b:02x}" for b in data)
+    return f'(data (i32.const {offset}) "{escaped}")'
+
+
+def le64(value: int) -> int:
+    return value & 0xFFFF_FFFF_FFFF_FFFF
+
+
+async def run_python(runtime: object, fn: object, *args: object) -> object:
+    """Run ``fn`` as a Python process to completion; return its value or raise."""
+    from supervisor import Runtime
+
+    assert isinstance(runtime, Runtime)
+    handle = await runtime.spawn_python(fn, *args)  # type: ignore[arg-type]
+    await handle.wait()
+    assert handle.result is not None, handle.exit
+    return handle.result.unwrap()
+
+
+def value_of(message: object) -> int:
+    """The little-endian integer in a data message (as ``$report`` sends it)."""
+    from hostapi.data import DataMessage
+
+    assert isinstance(message, DataMessage), message
+    return int.from_bytes(message.buffer, "little", signed=True)
