@@ -196,10 +196,12 @@ class WasmProcess(Process):
             why = "not found" if sig is _MISSING else "has an unsupported signature"
             return self._failed(f"Function '{self.entry}' {why}")
         kinds = tuple(k for k, _ in self.params)
-        if sig.params != kinds or sig.results:
+        if sig.params != kinds:
+            called = ", ".join(map(str, kinds))
+            return self._failed(f"Function '{self.entry}' has type {sig} but was called with ({called})")
+        if sig.results:
             return self._failed(
-                f"Function '{self.entry}' has type {sig}, but was called with "
-                f"({', '.join(map(str, kinds))}) and no results"
+                f"Function '{self.entry}' has type {sig}; an entry must not return values"
             )
         fiber = self.store.call(self.entry, FuncSig(sig.params, ()), [v for _, v in self.params])
         if fiber is None:
