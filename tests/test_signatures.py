@@ -1,0 +1,90 @@
+"""Every import of HOSTAPI.md Appendix A is defined with exactly its type."""
+
+from __future__ import annotations
+
+import pytest
+
+import supervisor
+from hostapi.linking import IMPLEMENTED
+from hostapi.signatures import APPENDIX_A, FuncSig, ValType, parse_signature
+from supervisor import ExitReason
+from supervisor._engine import CompileError, wasm_host
+
+
+def _import(ns: str, name: str, sig: FuncSig, alias: str) -> str:
+    params = " ".join(map(str, sig.params))
+    results = " ".join(map(str, sig.results))
+    p = f" (param {params})" if params else ""
+    r = f" (result {results})" if results else ""
+    return f'(import "{ns}" "{name}" (func ${alias}{p}{r}))'
+
+
+def test_appendix_a_lists_140_functions_in_12_namespaces() -> None:
+    assert len(APPENDIX_A) == 140
+    assert len({ns for ns, _ in APPENDIX_A}) == 12
+
+
+def test_the_linker_defines_every_function_with_its_type() -> None:
+    host = wasm_host()
+    assert host.linker.defined == APPENDIX_A
+    imports = "\n".join(
+        _import(ns, name, sig, f"f{i}") for i, ((ns, name), sig) in enumerate(APPENDIX_A.items())
+    )
+    module = host.compile(f"(module {imports})".encode())
+    assert len(module.imports) == 140
+
+
+@pytest.mark.parametrize(("ns", "name"), sorted(APPENDIX_A)[::7])
+def test_an_import_with_a_different_type_is_refused(ns: str, name: str) -> None:
+    sig = APPENDIX_A[(ns, name)]
+    wrong = FuncSig((*sig.params, ValType.I32), sig.results)
+    with pytest.raises(CompileError, match="incompatible import type|types incompatible"):
+        wasm_host().compile(f"(module {_import(ns, name, wrong, 'f')})".encode())
+
+
+def test_an_unknown_import_is_refused_with_its_name() -> None:
+    with pytest.raises(CompileError, match="lunatic::process::nonsense"):
+        wasm_host().compile(b'(module (import "lunatic::process" "nonsense" (func)))')
+
+
+def test_namespace_declarations_match_appendix_a() -> None:
+    for key, spec in IMPLEMENTED.items():
+        assert APPENDIX_A[key] == spec.sig, spec.qualname
+
+
+def test_signature_lines_parse() -> None:
+    assert parse_signature("get_or_spawn (i32, i64) -> i32") == (
+        "get_or_spawn",
+        FuncSig((ValType.I32, ValType.I64), (ValType.I32,)),
+    )
+    assert str(FuncSig((ValType.F64,), ())) == "(f64)"
+    with pytest.raises(ValueError, match="malformed"):
+        parse_signature("nonsense")
+
+
+UNIMPLEMENTED = sorted(set(APPENDIX_A) - set(IMPLEMENTED))
+
+
+@pytest.mark.parametrize(("ns", "name"), UNIMPLEMENTED[::5])
+async def test_functions_not_implemented_yet_trap_with_their_name(
+    runtime: supervisor.Runtime, ns: str, name: str
+) -> None:
+    sig = APPENDIX_A[(ns, name)]
+    args = "".join(f"({t}.const 0)" for t in sig.params)
+    call = f"(call $f {args})"
+    if sig.results:
+        call = f"(drop {call})"
+    module = runtime.compile_module(
+        f'(module {_import(ns, name, sig, "f")} (memory (export "memory") 1)'
+        f' (func (export "main") {call}))'
+    )
+    exit = await (await runtime.spawn(module, "main")).wait()
+    assert exit.reason is ExitReason.FAILURE
+    assert exit.detail == f"not supported yet: {ns}::{name}"
+
+
+def test_the_implemented_namespaces_are_complete() -> None:
+    done = {ns for ns, _ in IMPLEMENTED}
+    assert done == {"lunatic::error", "lunatic::message", "lunatic::process"}
+    for ns in done:
+        assert {k for k in APPENDIX_A if k[0] == ns} <= set(IMPLEMENTED)
