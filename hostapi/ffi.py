@@ -50,7 +50,7 @@ from ctypes import (
     memmove,
     string_at,
 )
-from typing import Any, Final, Protocol
+from typing import Any, Final, Literal, Protocol
 
 import outcome
 import wasmtime
@@ -70,6 +70,7 @@ __all__ = [
     "Linker",
     "Module",
     "OutputSink",
+    "PendingCall",
     "Store",
     "WasiSpec",
     "current",
@@ -141,9 +142,7 @@ _wasi_inherit_stdout = _proto("wasi_config_inherit_stdout", None, c_void_p)
 _wasi_inherit_stderr = _proto("wasi_config_inherit_stderr", None, c_void_p)
 _wasi_set_argv = _proto("wasi_config_set_argv", c_bool, c_void_p, c_size_t, c_void_p)
 _wasi_set_env = _proto("wasi_config_set_env", c_bool, c_void_p, c_size_t, c_void_p, c_void_p)
-_wasi_preopen_dir = _proto(
-    "wasi_config_preopen_dir", c_bool, c_void_p, c_char_p, c_char_p, c_bool
-)
+_wasi_preopen_dir = _proto("wasi_config_preopen_dir", c_bool, c_void_p, c_char_p, c_char_p, c_bool)
 _WRITE_CB_T = CFUNCTYPE(c_ssize_t, c_void_p, POINTER(c_uint8), c_size_t)
 _FINALIZER_T = CFUNCTYPE(None, c_void_p)
 _wasi_set_stdout_custom = _proto(
@@ -418,7 +417,6 @@ _sinks: dict[int, OutputSink] = {}
 _sink_ids = itertools.count(1)
 
 
-@_WRITE_CB_T
 def _sink_write(key: int, buf: Any, size: int) -> int:
     try:
         sink = _sinks.get(key)
@@ -430,9 +428,12 @@ def _sink_write(key: int, buf: Any, size: int) -> int:
         return size
 
 
-@_FINALIZER_T
 def _sink_release(key: int) -> None:
     _sinks.pop(key, None)
+
+
+_sink_write_cb = _WRITE_CB_T(_sink_write)
+_sink_release_cb = _FINALIZER_T(_sink_release)
 
 
 class WasiSpec:
@@ -484,13 +485,13 @@ class WasiSpec:
         else:
             key = next(_sink_ids)
             _sinks[key] = stdout
-            _wasi_set_stdout_custom(cfg, _sink_write, key, _sink_release)
+            _wasi_set_stdout_custom(cfg, _sink_write_cb, key, _sink_release_cb)
         if stderr is None:
             _wasi_inherit_stderr(cfg)
         else:
             key = next(_sink_ids)
             _sinks[key] = stderr
-            _wasi_set_stderr_custom(cfg, _sink_write, key, _sink_release)
+            _wasi_set_stderr_custom(cfg, _sink_write_cb, key, _sink_release_cb)
         return cfg  # type: ignore[no-any-return]
 
 
@@ -608,7 +609,7 @@ class HostSide(Protocol):
 #: The process whose fiber is being polled (see the module docstring).
 current: Any = None
 #: Set by an async callback that suspended during the current poll.
-_suspended: _Pending | None = None
+_suspended: PendingCall | None = None
 
 
 class CallResult:
@@ -657,11 +658,11 @@ class Fiber:
         self._trap = c_void_p()
         self._err = c_void_p()
 
-    def step(self, owner: Any) -> bool | _Pending | None:
+    def step(self, owner: Any) -> Literal[True] | PendingCall | None:
         """Poll once with ``owner`` as the current process.
 
         Returns ``True`` when the call has finished, a pending host operation
-        that the driver must await and then :meth:`_Pending.resume`, or
+        that the driver must await and then :meth:`PendingCall.resume`, or
         ``None`` when the guest merely yielded (fuel) and should be polled
         again after a checkpoint.
         """
@@ -707,8 +708,14 @@ class Fiber:
         for i, k in enumerate(self._kinds):
             v = self._results[i].of
             values.append(
-                v.i32 if k == ValType.I32 else v.i64 if k == ValType.I64
-                else v.f32 if k == ValType.F32 else v.f64 if k == ValType.F64
+                v.i32
+                if k == ValType.I32
+                else v.i64
+                if k == ValType.I64
+                else v.f32
+                if k == ValType.F32
+                else v.f64
+                if k == ValType.F64
                 else int.from_bytes(bytes(v.v128), "little")
             )
         return CallResult("ok", values=tuple(values))
@@ -784,9 +791,7 @@ class Store:
         """Record that instantiation finished: resolve the ``memory`` export."""
         self.memory.bind_instance(addressof(self._instance))
 
-    def call(
-        self, name: str, sig: FuncSig, args: Sequence[Any]
-    ) -> Fiber | None:
+    def call(self, name: str, sig: FuncSig, args: Sequence[Any]) -> Fiber | None:
         """Start calling export ``name`` with ``args`` of types ``sig.params``.
 
         Returns ``None`` when the instance has no such function.
@@ -830,8 +835,12 @@ class Store:
 # --------------------------------------------------------------------------
 
 
-class _Pending:
-    """A blocking host call suspended until the driver resumes it."""
+class PendingCall:
+    """A blocking host call suspended until the driver resumes it.
+
+    The driver awaits ``suspend.wait(*suspend.args)`` and hands the outcome
+    to :meth:`resume`; the next poll of the fiber finishes the host call.
+    """
 
     __slots__ = ("id", "kinds", "name", "outcome", "owner", "results", "suspend", "trap_ret")
 
@@ -858,7 +867,7 @@ class _Pending:
         self.outcome = result
 
 
-_pending: dict[int, _Pending] = {}
+_pending: dict[int, PendingCall] = {}
 _pending_ids = itertools.count(1)
 
 
@@ -908,7 +917,9 @@ def _arg_reader(kind: ValType, slot: str) -> str:
     raise TypeError(f"unsupported host parameter type {kind}")
 
 
-_WRITERS: Final = {k: _result_writer(k) for k in ValType if k != ValType.V128}
+_WRITERS: Final[dict[ValType, Callable[[Any], Any]]] = {
+    k: _result_writer(k) for k in ValType if k != ValType.V128
+}
 
 
 def _f64(bits: int) -> float:
@@ -946,7 +957,7 @@ def trampoline(env, caller, args, nargs, results, nresults, trap_ret, cont,
         r = _handler(proc{args})
         if type(r) is Suspend:
             global _suspended
-            p = _Pending(r, proc, results, _kinds, trap_ret, _name)
+            p = PendingCall(r, proc, results, _kinds, trap_ret, _name)
             _pending[p.id] = p
             _suspended = p
             cont[0] = _CONT
@@ -997,7 +1008,6 @@ def _async_trampoline(handler: HostFunction, sig: FuncSig, qualname: str) -> Cal
     return _compile_trampoline(_ASYNC_TEMPLATE, handler, sig, qualname, _VAL_STRIDE, _VAL_OFFSET)
 
 
-@_CONT_T
 def _continuation(key: int) -> bool:
     # Polled (on the fiber) until the driver has resumed the operation.
     p = _pending.get(key)
@@ -1017,22 +1027,21 @@ def _continuation(key: int) -> bool:
     return True
 
 
-@_FINALIZER_T
 def _finalize(key: int) -> None:
     # The continuation is dropped: normally after it returned True, or when a
     # suspended future is deleted (the process was killed).
     _pending.pop(key, None)
 
 
-@_CONT_T
 def _ready(_key: int) -> bool:
     return True
 
 
-_READY: Final = _address(_ready)
-_CONT: Final = _address(_continuation)
-_FIN: Final = _address(_finalize)
-_KEEP.extend([_continuation, _finalize, _ready, _sink_write, _sink_release])
+_callbacks = (_CONT_T(_continuation), _FINALIZER_T(_finalize), _CONT_T(_ready))
+_CONT: Final = _address(_callbacks[0])
+_FIN: Final = _address(_callbacks[1])
+_READY: Final = _address(_callbacks[2])
+_KEEP.extend([*_callbacks, _sink_write_cb, _sink_release_cb])
 
 
 def live_pending() -> int:
@@ -1040,5 +1049,5 @@ def live_pending() -> int:
     return len(_pending)
 
 
-def iter_pending() -> Iterable[_Pending]:
+def iter_pending() -> Iterable[PendingCall]:
     return list(_pending.values())

@@ -120,4 +120,3 @@ class HostProcess(Protocol):
         after a successful spawn; raises ``SpawnError`` when the spawn failed.
         """
         ...
-

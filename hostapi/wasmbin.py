@@ -14,8 +14,13 @@ from .signatures import FuncSig, ValType
 
 __all__ = ["ModuleInfo", "read_module_info"]
 
-_VALTYPES = {0x7F: ValType.I32, 0x7E: ValType.I64, 0x7D: ValType.F32, 0x7C: ValType.F64,
-             0x7B: ValType.V128}
+_VALTYPES = {
+    0x7F: ValType.I32,
+    0x7E: ValType.I64,
+    0x7D: ValType.F32,
+    0x7C: ValType.F64,
+    0x7B: ValType.V128,
+}
 
 
 class ModuleInfo(NamedTuple):

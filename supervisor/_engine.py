@@ -89,8 +89,8 @@ class WasmHost:
 def _wat_error(message: str) -> str:
     """wat2wasm's message and the ``line:column`` it points at, on one line."""
     lines = [ln.strip() for ln in message.strip().splitlines() if ln.strip()]
-    where = next((ln.split()[-1] for ln in lines if ln.startswith("-->")), "")
-    where = where.rsplit(":", 2)[-2:] if where else []
+    arrow = next((ln.split()[-1] for ln in lines if ln.startswith("-->")), "")
+    where = arrow.rsplit(":", 2)[-2:] if arrow else []
     at = f" at line {where[0]}, column {where[1]}" if len(where) == 2 else ""
     return f"invalid WAT{at}: {lines[0] if lines else message}"
 

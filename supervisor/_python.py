@@ -165,8 +165,6 @@ class Context:
             self._proc, module, entry, params, config, link, stdout, stderr
         )
 
-    async def spawn_python(
-        self, fn: ProcessFunction, *args: Any, link: int = 0
-    ) -> ProcessHandle:
+    async def spawn_python(self, fn: ProcessFunction, *args: Any, link: int = 0) -> ProcessHandle:
         """Spawn a Python child; ``link`` != 0 links it to this process with that tag."""
         return self._proc.runtime._spawn_python(self._proc, fn, args, link)

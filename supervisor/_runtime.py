@@ -143,7 +143,9 @@ class Runtime:
         sig = module.functions.get(entry)
         if entry not in module.functions:
             exports = ", ".join(sorted(module.functions)) or "none"
-            raise ValueError(f"{module.name} has no exported function {entry!r} (exports: {exports})")
+            raise ValueError(
+                f"{module.name} has no exported function {entry!r} (exports: {exports})"
+            )
         if sig is None:
             raise ValueError(f"{module.name}::{entry} has reference-typed parameters or results")
         if len(params) != len(sig.params) or sig.results:
@@ -263,7 +265,9 @@ class Runtime:
         target.mailbox.push(message)
         return True
 
-    def kill(self, pid: int | ProcessHandle, *, environment: Environment | int | None = None) -> bool:
+    def kill(
+        self, pid: int | ProcessHandle, *, environment: Environment | int | None = None
+    ) -> bool:
         """Kill a process (reason ``killed``); False if it does not exist."""
         target = self._target(pid, environment)
         if target is None:

@@ -198,7 +198,9 @@ class WasmProcess(Process):
         kinds = tuple(k for k, _ in self.params)
         if sig.params != kinds:
             called = ", ".join(map(str, kinds))
-            return self._failed(f"Function '{self.entry}' has type {sig} but was called with ({called})")
+            return self._failed(
+                f"Function '{self.entry}' has type {sig} but was called with ({called})"
+            )
         if sig.results:
             return self._failed(
                 f"Function '{self.entry}' has type {sig}; an entry must not return values"

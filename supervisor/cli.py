@@ -71,11 +71,14 @@ def _setup_logging() -> None:
     root.propagate = False
 
 
-async def _run(file: str, args: Sequence[str], dirs: Sequence[str]) -> Exit:
+def _check_dirs(dirs: Sequence[str]) -> None:
     for d in dirs:
         host = d.partition(":")[0]
         if not os.path.isdir(host):
             raise _UsageError(f"--dir {d}: {host!r} is not a directory")
+
+
+async def _run(file: str, args: Sequence[str], dirs: Sequence[str]) -> Exit:
     async with open_runtime() as rt:
         try:
             module = rt.load_module(file)
@@ -110,6 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _setup_logging()
     try:
         if ns.command == "run":
+            _check_dirs(ns.dir)
             exit = trio.run(_run, ns.file, ns.args, ns.dir)
             return _status(exit)
     except _UsageError as e:

@@ -27,7 +27,6 @@ async def runtime() -> AsyncIterator[supervisor.Runtime]:
         yield rt
 
 
-
 WATCHDOG_SECONDS = 120
 
 

@@ -19,7 +19,14 @@ segments at fixed offsets for strings.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from hostapi.data import DataMessage, Message
 from hostapi.signatures import APPENDIX_A
+from supervisor import Runtime
+
+T = TypeVar("T")
 
 IMPORTED_NAMESPACES = ("lunatic::process", "lunatic::message", "lunatic::error")
 
@@ -61,7 +68,9 @@ HELPERS = """
 """
 
 
-def guest(body: str, *, memory: str = '(memory (export "memory") 1)', extra_imports: str = "") -> str:
+def guest(
+    body: str, *, memory: str = '(memory (export "memory") 1)', extra_imports: str = ""
+) -> str:
     """A WAT module with every process/message/error import, helpers and ``body``."""
     return f"(module\n{IMPORTS}\n{extra_imports}\n  {memory}\n{HELPERS}\n{body}\n)"
 
@@ -85,20 +94,16 @@ def le64(value: int) -> int:
     return value & 0xFFFF_FFFF_FFFF_FFFF
 
 
-async def run_python(runtime: object, fn: object, *args: object) -> object:
+async def run_python(runtime: Runtime, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
     """Run ``fn`` as a Python process to completion; return its value or raise."""
-    from supervisor import Runtime
-
-    assert isinstance(runtime, Runtime)
-    handle = await runtime.spawn_python(fn, *args)  # type: ignore[arg-type]
+    handle = await runtime.spawn_python(fn, *args)
     await handle.wait()
     assert handle.result is not None, handle.exit
-    return handle.result.unwrap()
+    value: T = handle.result.unwrap()
+    return value
 
 
-def value_of(message: object) -> int:
+def value_of(message: Message) -> int:
     """The little-endian integer in a data message (as ``$report`` sends it)."""
-    from hostapi.data import DataMessage
-
     assert isinstance(message, DataMessage), message
     return int.from_bytes(message.buffer, "little", signed=True)

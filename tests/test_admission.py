@@ -64,14 +64,14 @@ async def test_spawn_past_capacity_returns_an_error_and_everything_carries_on(
 
         async def test(ctx: Context) -> tuple[list[int], bytes]:
             parent = await ctx.spawn(module, "main", [ctx.id])
-            codes = []
+            codes: list[int] = []
             while not codes or codes[-1] == 0:
                 codes.append(value_of(await ctx.receive(1)))
             text = await ctx.receive(2)
             assert parent.alive
             return codes, text.data  # type: ignore[union-attr]
 
-        codes, text = await run_python(rt, test)  # type: ignore[misc]
+        codes, text = await run_python(rt, test)
         # the parent takes one place, its children the other four
         assert codes == [0, 0, 0, 0, 1]
         assert b"capacity of 5 Wasm processes" in text

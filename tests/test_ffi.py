@@ -108,7 +108,9 @@ def _store(linker: ffi.Linker, module: ffi.Module) -> tuple[ffi.Store, Owner]:
     return store, owner
 
 
-def _run(store: ffi.Store, owner: Owner, name: str, sig: FuncSig, args: list[Any]) -> ffi.CallResult:
+def _run(
+    store: ffi.Store, owner: Owner, name: str, sig: FuncSig, args: list[Any]
+) -> ffi.CallResult:
     fib = store.call(name, sig, args)
     assert fib is not None
     try:
@@ -166,7 +168,9 @@ def test_guest_traps_and_exits_are_told_apart(linker: ffi.Linker, module: ffi.Mo
     store.close()
 
 
-def test_a_blocking_host_call_suspends_until_resumed(linker: ffi.Linker, module: ffi.Module) -> None:
+def test_a_blocking_host_call_suspends_until_resumed(
+    linker: ffi.Linker, module: ffi.Module
+) -> None:
     store, owner = _store(linker, module)
     fib = store.call("later", FuncSig((), (I32,)), [])
     assert fib is not None
@@ -293,7 +297,9 @@ def test_wasi_output_can_be_captured(linker: ffi.Linker) -> None:
         (i32.store (i32.const 0) (i32.const 16)) (i32.store (i32.const 4) (i32.const 3))
         (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"""
     mod = ffi.Module(linker, ffi.wat_to_wasm(wat))
-    store = ffi.Store(linker.engine, max_memory=1 << 20, fuel=None, wasi=ffi.WasiSpec(), stdout=Sink())
+    store = ffi.Store(
+        linker.engine, max_memory=1 << 20, fuel=None, wasi=ffi.WasiSpec(), stdout=Sink()
+    )
     owner = Owner(store)
     fib = store.instantiate(mod)
     assert fib.step(owner) is True

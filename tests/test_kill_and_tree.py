@@ -90,7 +90,7 @@ async def test_kill_stops_only_the_process_unlinked_children_live_on(
         await trio.sleep(10)
         return exit, ctx.exists(unlinked), died.exit
 
-    exit, unlinked_alive, linked_exit = await run_python(runtime, test)  # type: ignore[misc]
+    exit, unlinked_alive, linked_exit = await run_python(runtime, test)
     assert exit.reason is ExitReason.KILLED
     assert unlinked_alive
     assert linked_exit.reason is ExitReason.KILLED
@@ -126,7 +126,8 @@ async def test_runtime_shutdown_kills_everything_and_leaks_nothing() -> None:
     assert _count_tasks(root) == tasks_before
 
 
-def _count_tasks(task: trio.lowlevel.Task) -> int:
+def _count_tasks(task: trio.lowlevel.Task | None) -> int:
+    assert task is not None
     return 1 + sum(_count_tasks(t) for n in task.child_nurseries for t in n.child_tasks)
 
 

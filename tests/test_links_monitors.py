@@ -55,8 +55,10 @@ async def _observe(
     module = runtime.compile_module(WORKER)
 
     async def test(ctx: Context) -> tuple[list[int], supervisor.Exit, supervisor.Exit]:
-        worker = await ctx.spawn(module, "crash" if ending == "failure" else
-                                 "normal" if ending == "normal" else "forever")
+        worker = await ctx.spawn(
+            module,
+            "crash" if ending == "failure" else "normal" if ending == "normal" else "forever",
+        )
         peer = await ctx.spawn(module, "peer", [ctx.id, worker.id, int(die), tag, how])
         await ctx.receive(1)
         if ending == "killed":
@@ -133,7 +135,7 @@ async def test_link_to_a_missing_process_is_no_process(runtime: supervisor.Runti
         catcher.kill()
         return got, exit
 
-    got, exit = await run_python(runtime, test)  # type: ignore[misc]
+    got, exit = await run_python(runtime, test)
     assert got == [1, 8, 0]
     assert exit.reason is ExitReason.FAILURE
     assert "no process 999" in exit.detail
@@ -197,7 +199,7 @@ async def test_linking_twice_replaces_the_tag_and_self_links_are_harmless(
         other = await ctx.spawn_python(_forever)
         ctx.link(other.id, tag=2)
         ctx.link(other.id, tag=3)
-        links = dict(ctx._proc.links)  # noqa: SLF001
+        links = dict(ctx._proc.links)
         other.kill()
         return {pid: tag for pid, (_, tag) in links.items()}
 

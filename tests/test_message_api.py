@@ -50,7 +50,8 @@ READER = guest(
     (block $done
       (loop $more
         (local.set $n (call $read_data (i32.add (i32.const 100) (local.get $total)) (i32.const 3)))
-        (i32.store (i32.add (i32.const 200) (i32.mul (local.get $calls) (i32.const 4))) (local.get $n))
+        (i32.store (i32.add (i32.const 200) (i32.mul (local.get $calls) (i32.const 4)))
+                   (local.get $n))
         (local.set $calls (i32.add (local.get $calls) (i32.const 1)))
         (br_if $done (i32.eqz (local.get $n)))
         (local.set $total (i32.add (local.get $total) (local.get $n)))
@@ -204,7 +205,8 @@ SKIP_SEARCH = guest(
     (call $report (local.get $to) (i64.const 3) (call $read_i64))
     (call $create_data (i64.const 1) (i64.const 0))
     (call $report (local.get $to) (i64.const 4)
-      (i64.extend_i32_u (call $send_receive_skip_search (i64.const 999) (i64.const 42) (i64.const 10)))))
+      (i64.extend_i32_u
+        (call $send_receive_skip_search (i64.const 999) (i64.const 42) (i64.const 10)))))
 """
 )
 
@@ -263,7 +265,9 @@ KINDS = guest(
 async def test_link_died_and_process_died_as_the_guest_sees_them(
     runtime: supervisor.Runtime, autojump_clock: trio.testing.MockClock
 ) -> None:
-    module = runtime.compile_module(KINDS.replace("(module", "(module " + data_string(0, b"crash"), 1))
+    module = runtime.compile_module(
+        KINDS.replace("(module", "(module " + data_string(0, b"crash"), 1)
+    )
 
     async def test(ctx: Context) -> list[int]:
         await ctx.spawn(module, "observer", [ctx.id])

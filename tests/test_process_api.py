@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import trio
 
@@ -11,19 +13,21 @@ from supervisor import Context, ExitReason, ProcessConfig
 from .guests import data_string, guest, run_python, value_of
 
 
-async def _run_main(runtime: supervisor.Runtime, body: str, config: ProcessConfig | None = None,
-                    *, data: str = "") -> tuple[list[int], supervisor.Exit]:
-    """Run a guest's ``main(to)``; collect the values it reports with tag 1."""
+async def _run_main(
+    runtime: supervisor.Runtime, body: str, config: ProcessConfig | None = None, *, data: str = ""
+) -> tuple[list[Any], supervisor.Exit]:
+    """Run a guest's ``main(to)``; collect what it reports with tag 1: integers
+    (8-byte messages) or bytes."""
     module = runtime.compile_module(guest(data + body))
 
-    async def test(ctx: Context) -> tuple[list[int], supervisor.Exit]:
+    async def test(ctx: Context) -> tuple[list[Any], supervisor.Exit]:
         h = await ctx.spawn(module, "main", [ctx.id], config=config)
         exit = await h.wait()
-        values = []
+        values: list[Any] = []
         while ctx.pending():
             m = await ctx.receive(1)
             assert isinstance(m, supervisor.DataMessage)
-            values.append(value_of(m) if len(m.buffer) == 8 else m.data)  # type: ignore[arg-type]
+            values.append(value_of(m) if len(m.buffer) == 8 else m.data)
         return values, exit
 
     result = await run_python(runtime, test)
@@ -62,7 +66,8 @@ async def test_exists_is_1_for_live_processes_only(runtime: supervisor.Runtime) 
         """
   (func (export "main") (param $to i64)
     (call $report (local.get $to) (i64.const 1) (i64.extend_i32_u (call $exists (local.get $to))))
-    (call $report (local.get $to) (i64.const 1) (i64.extend_i32_u (call $exists (call $process_id))))
+    (call $report (local.get $to) (i64.const 1)
+      (i64.extend_i32_u (call $exists (call $process_id))))
     (call $report (local.get $to) (i64.const 1) (i64.extend_i32_u (call $exists (i64.const 99))))
     (call $report (local.get $to) (i64.const 1) (i64.extend_i32_u (call $exists (i64.const -1)))))
 """,
@@ -251,7 +256,9 @@ async def test_max_memory_limits_memory_grow_without_trapping(
 async def test_initial_memory_above_max_memory_fails_the_spawn(
     runtime: supervisor.Runtime,
 ) -> None:
-    module = runtime.compile_module(guest('(func (export "main"))', memory='(memory (export "memory") 3)'))
+    module = runtime.compile_module(
+        guest('(func (export "main"))', memory='(memory (export "memory") 3)')
+    )
     with pytest.raises(supervisor.SpawnError, match="Failed to spawn process"):
         await runtime.spawn(module, "main", config=ProcessConfig(max_memory=2 * 65536))
 
@@ -270,7 +277,9 @@ async def test_max_fuel_counts_units_of_100k_instructions(runtime: supervisor.Ru
     )
     # About 5 instructions per iteration: 10 000 iterations fit in one unit,
     # 1 000 000 do not fit in ten.
-    ok = await (await runtime.spawn(module, "spin", [10_000], config=ProcessConfig(max_fuel=1))).wait()
+    ok = await (
+        await runtime.spawn(module, "spin", [10_000], config=ProcessConfig(max_fuel=1))
+    ).wait()
     assert ok.normal
     out = await (
         await runtime.spawn(module, "spin", [1_000_000], config=ProcessConfig(max_fuel=10))

@@ -108,7 +108,7 @@ async def test_monitors_and_exists(runtime: supervisor.Runtime) -> None:
         assert isinstance(m, ProcessDied)
         return alive, m
 
-    alive, m = await run_python(runtime, fn)  # type: ignore[misc]
+    alive, m = await run_python(runtime, fn)
     assert alive
     assert m.pid == 2 and m.exit == supervisor.Exit(ExitReason.NORMAL)
 

@@ -38,7 +38,7 @@ def test_the_linker_defines_every_function_with_its_type() -> None:
 def test_an_import_with_a_different_type_is_refused(ns: str, name: str) -> None:
     sig = APPENDIX_A[(ns, name)]
     wrong = FuncSig((*sig.params, ValType.I32), sig.results)
-    with pytest.raises(CompileError, match="incompatible import type|types incompatible"):
+    with pytest.raises(CompileError, match=r"incompatible import type|types incompatible"):
         wasm_host().compile(f"(module {_import(ns, name, wrong, 'f')})".encode())
 
 
