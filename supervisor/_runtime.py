@@ -15,7 +15,7 @@ from hostapi.data import DataMessage, Message, ProcessConfig, SpawnRequest
 from hostapi.protocols import SpawnError
 from hostapi.signatures import ValType
 
-from ._admission import MappingBudget, default_capacity
+from ._admission import MappingBudget
 from ._capture import CaptureStream
 from ._engine import CompileError, WasmHost, wasm_host
 from ._environment import Environment
@@ -47,7 +47,7 @@ class Runtime:
     ) -> None:
         self.host = host
         self.budget = budget
-        self.default_config = default_config
+        self.default_config = default_config.copy()
         self.environments: dict[int, Environment] = {}
         self.default_environment = self.environment(environment_id)
         self._nursery: trio.Nursery | None = None
@@ -158,7 +158,7 @@ class Runtime:
         env = parent.environment if parent is not None else environment or self.default_environment
         request = SpawnRequest(
             pid=env.allocate_pid(),
-            config=(config or self.default_config).copy(),
+            config=self.default_config if config is None else config.copy(),
             module=module,
             entry=entry,
             params=list(zip(sig.params, (int(p) for p in params), strict=True)),
@@ -339,8 +339,9 @@ async def open_runtime(
     * ``fuel_slice``: Wasm instructions a process runs before yielding to
       other tasks (about 1M by default: 1.25x slowdown at most, kill within
       about a millisecond);
-    * ``max_processes``: how many Wasm processes may live at once; by default
-      what ``vm.max_map_count`` and the mappings in use allow;
+    * ``max_processes``: how many Wasm processes may live at once; in any case
+      no more than ``vm.max_map_count`` allows (a spawn past either limit
+      fails with :class:`SpawnError` instead of aborting the host);
     * ``environment_id``: the id of the default environment;
     * ``default_config``: the config of Wasm processes spawned from Python
       without one (default: every permission, empty WASI context).
@@ -353,10 +354,9 @@ async def open_runtime(
             print(await worker.wait())
     """
     host = wasm_host(ffi.EngineSettings(fuel_slice=fuel_slice))
-    capacity = default_capacity() if max_processes is None else max_processes
     runtime = Runtime(
         host,
-        MappingBudget(capacity),
+        MappingBudget(max_processes),
         default_config or ProcessConfig.privileged(),
         environment_id,
     )

@@ -1,6 +1,6 @@
 """Wasm processes: a wasmtime fiber per process, driven by its Trio task.
 
-The driver (:meth:`WasmProcess.drive`) polls the process's call future. When a
+The driver (:meth:`WasmProcess.run_fiber`) polls the process's call future. When a
 blocking host call suspends, it awaits the requested operation (a mailbox
 wait, a sleep, a spawn...) on the Trio side and polls again, which resumes the
 guest inside that host call. When the guest merely used up its fuel slice, the
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import outcome
 import trio
@@ -150,33 +150,49 @@ class WasmProcess(Process):
 
     # -- the driver ------------------------------------------------------------
 
-    async def drive(self, fiber: ffi.Fiber) -> ffi.CallResult:
-        """Run ``fiber`` to completion, serving its blocking host calls."""
+    async def _drive(self, fiber: ffi.Fiber, first: ffi.PendingCall | None) -> ffi.CallResult:
+        """Finish running ``fiber``, serving its blocking host calls; ``first``
+        is what its first :meth:`~hostapi.ffi.Fiber.step` returned."""
         step = fiber.step
+        r: Literal[True] | ffi.PendingCall | None = first
         try:
             while True:
+                if r is None:
+                    await _checkpoint()
+                else:
+                    s = r.suspend
+                    try:
+                        value = await s.wait(*s.args)
+                    except trio.Cancelled:
+                        raise
+                    except Exception as e:
+                        r.resume(outcome.Error(e))
+                    else:
+                        r.resume(outcome.Value(value))
                 r = step(self)
                 if r is True:
                     return fiber.result()
-                if r is None:
-                    await _checkpoint()
-                    continue
-                s = r.suspend
-                try:
-                    value = await s.wait(*s.args)
-                except trio.Cancelled:
-                    raise
-                except Exception as e:
-                    r.resume(outcome.Error(e))
-                else:
-                    r.resume(outcome.Value(value))
         finally:
             fiber.close()
+
+    async def run_fiber(self, fiber: ffi.Fiber) -> ffi.CallResult:
+        """Run ``fiber`` to completion; a call that never waits costs no extra
+        coroutine (most instantiations and short entries)."""
+        try:
+            r = fiber.step(self)
+        except BaseException:
+            fiber.close()
+            raise
+        if r is True:
+            result = fiber.result()
+            fiber.close()
+            return result
+        return await self._drive(fiber, r)
 
     async def instantiate(self) -> None:
         """Instantiate the module (its start function may block, suspending
         whoever spawns). Raises :class:`SpawnError` when instantiation fails."""
-        result = await self.drive(self.store.instantiate(self.module))
+        result = await self.run_fiber(self.store.instantiate(self.module))
         if result.kind != "ok":
             raise SpawnError(
                 f"Failed to spawn process from {self.module.name}::{self.entry}(): "
@@ -208,7 +224,7 @@ class WasmProcess(Process):
         fiber = self.store.call(self.entry, FuncSig(sig.params, ()), [v for _, v in self.params])
         if fiber is None:
             return self._failed(f"Function '{self.entry}' not found")
-        result = await self.drive(fiber)
+        result = await self.run_fiber(fiber)
         if result.kind == "ok":
             self.result = outcome.Value(result.values)
             return NORMAL_EXIT

@@ -1,0 +1,383 @@
+"""lunatrio's benchmarks, each beside its floor measured in the same run.
+
+Usage: ``python benchmarks/run.py [NAME...] [--quick]`` prints a table. The
+figure that counts is the ratio to the floor:
+
+* ``spawn``: spawn+exit of N Wasm processes (an entry that returns at once),
+  against N bare Trio tasks started and finished the same way;
+* ``memory``: RSS per idle Wasm process (N processes blocked in ``receive``),
+  against the RSS of N Trio tasks blocked on a memory channel;
+* ``idle``: how many Wasm processes can be alive at once (20 000 targeted),
+  with the mappings they use;
+* ``pingpong``: round trips between two Wasm processes, against two Trio
+  tasks exchanging messages over memory channels;
+* ``kill``: latency from ``kill`` to the death of a guest spinning in pure
+  Wasm (p50, p99);
+* ``cpu``: a CPU-bound export run as a process, against the same export
+  called synchronously through wasmtime-py on an engine with default settings
+  (an arithmetic loop and a memory-heavy loop).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import trio
+import trio.testing
+import wasmtime
+
+import supervisor
+from supervisor import Context
+
+Row = tuple[str, str, str, str]
+
+IDLE_WAT = """(module
+  (import "lunatic::message" "receive" (func $receive (param i32 i32 i64) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "main") (drop (call $receive (i32.const 0) (i32.const 0) (i64.const -1))))
+  (func (export "nothing")))"""
+
+PING_WAT = """(module
+  (import "lunatic::message" "create_data" (func $create (param i64 i64)))
+  (import "lunatic::message" "write_data" (func $write (param i32 i32) (result i32)))
+  (import "lunatic::message" "read_data" (func $read (param i32 i32) (result i32)))
+  (import "lunatic::message" "send" (func $send (param i64) (result i32)))
+  (import "lunatic::message" "receive" (func $receive (param i32 i32 i64) (result i32)))
+  (memory (export "memory") 1)
+  ;; receive a message holding the peer's id; then bounce n messages back
+  (func (export "pong") (param $n i32)
+    (local $peer i64) (local $i i32)
+    (drop (call $receive (i32.const 0) (i32.const 0) (i64.const -1)))
+    (drop (call $read (i32.const 0) (i32.const 8)))
+    (local.set $peer (i64.load (i32.const 0)))
+    (loop $l
+      (drop (call $receive (i32.const 0) (i32.const 0) (i64.const -1)))
+      (call $create (i64.const 0) (i64.const 0))
+      (drop (call $write (i32.const 8) (i32.const 8)))
+      (drop (call $send (local.get $peer)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (local.get $n)))))
+  (func (export "ping") (param $peer i64) (param $n i32) (param $me i64)
+    (local $i i32)
+    (call $create (i64.const 0) (i64.const 0))
+    (i64.store (i32.const 0) (local.get $me))
+    (drop (call $write (i32.const 0) (i32.const 8)))
+    (drop (call $send (local.get $peer)))
+    (loop $l
+      (call $create (i64.const 0) (i64.const 0))
+      (drop (call $write (i32.const 8) (i32.const 8)))
+      (drop (call $send (local.get $peer)))
+      (drop (call $receive (i32.const 0) (i32.const 0) (i64.const -1)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (local.get $n))))))"""
+
+CPU_WAT = """(module
+  (memory (export "memory") 16)
+  (func (export "arith") (param $n i64) (result i64)
+    (local $i i64) (local $acc i64)
+    (loop $l
+      (local.set $acc (i64.add (i64.mul (local.get $acc) (i64.const 6364136223846793005))
+                               (i64.const 1442695040888963407)))
+      (local.set $i (i64.add (local.get $i) (i64.const 1)))
+      (br_if $l (i64.lt_u (local.get $i) (local.get $n))))
+    (local.get $acc))
+  (func (export "memory_loop") (param $n i64) (result i64)
+    (local $i i64) (local $addr i32) (local $acc i64)
+    (loop $l
+      (local.set $addr (i32.and (i32.mul (i32.wrap_i64 (local.get $i)) (i32.const 2654435761))
+                                (i32.const 0xFFFF0)))
+      (i64.store (local.get $addr) (i64.add (i64.load (local.get $addr)) (local.get $i)))
+      (local.set $acc (i64.add (local.get $acc) (i64.load offset=8 (local.get $addr))))
+      (local.set $i (i64.add (local.get $i) (i64.const 1)))
+      (br_if $l (i64.lt_u (local.get $i) (local.get $n))))
+    (local.get $acc))
+  (func (export "arith_proc") (param $n i64) (drop (call 0 (local.get $n))))
+  (func (export "memory_proc") (param $n i64) (drop (call 1 (local.get $n)))))"""
+
+SPIN_WAT = '(module (memory (export "memory") 1) (func (export "spin") (loop $l (br $l))))'
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def maps_count() -> int:
+    with open("/proc/self/maps", "rb") as f:
+        return sum(1 for _ in f)
+
+
+def _best(runs: int, fn: Callable[[], float]) -> float:
+    return max(fn() for _ in range(runs))
+
+
+# -- spawn + exit --------------------------------------------------------------
+
+
+def bench_spawn(n: int) -> list[Row]:
+    async def trio_tasks() -> float:
+        async def task() -> None:
+            pass
+
+        start = time.perf_counter()
+        async with trio.open_nursery() as nursery:
+            for _ in range(n):
+                nursery.start_soon(task)
+        return n / (time.perf_counter() - start)
+
+    async def wasm_processes() -> float:
+        async with supervisor.open_runtime() as rt:
+            module = rt.compile_module(IDLE_WAT)
+            await (await rt.spawn(module, "nothing")).wait()  # warm up
+            start = time.perf_counter()
+            handles = [await rt.spawn(module, "nothing") for _ in range(n)]
+            for h in handles:
+                await h.wait()
+            return n / (time.perf_counter() - start)
+
+    async def python_processes() -> float:
+        async def fn(ctx: Context) -> None:
+            pass
+
+        async with supervisor.open_runtime() as rt:
+            start = time.perf_counter()
+            handles = [await rt.spawn_python(fn) for _ in range(n)]
+            for h in handles:
+                await h.wait()
+            return n / (time.perf_counter() - start)
+
+    floor = _best(3, lambda: trio.run(trio_tasks))
+    wasm = _best(3, lambda: trio.run(wasm_processes))
+    py = _best(3, lambda: trio.run(python_processes))
+    return [
+        (f"spawn+exit, N={n}", "bare Trio tasks", f"{floor:,.0f}/s", "floor"),
+        ("", "Wasm processes", f"{wasm:,.0f}/s", f"{wasm / floor:.0%} (target >= 50%)"),
+        ("", "Python processes", f"{py:,.0f}/s", f"{py / floor:.0%}"),
+    ]
+
+
+# -- idle memory ------------------------------------------------------------------
+
+
+def bench_memory(n: int) -> list[Row]:
+    async def trio_tasks() -> float:
+        send, recv = trio.open_memory_channel[bytes](0)
+        gc.collect()
+        before = rss_bytes()
+        async with trio.open_nursery() as nursery:
+            for _ in range(n):
+                nursery.start_soon(_receive_one, recv)
+            await trio.testing.wait_all_tasks_blocked()
+            per = (rss_bytes() - before) / n
+            nursery.cancel_scope.cancel()
+        del send
+        return per
+
+    async def wasm_processes() -> float:
+        async with supervisor.open_runtime() as rt:
+            module = rt.compile_module(IDLE_WAT)
+            await rt.spawn(module, "main")  # warm up
+            gc.collect()
+            before = rss_bytes()
+            for _ in range(n):
+                await rt.spawn(module, "main")
+            await trio.testing.wait_all_tasks_blocked()
+            return (rss_bytes() - before) / n
+
+    floor = trio.run(trio_tasks)
+    wasm = trio.run(wasm_processes)
+    return [
+        (
+            f"idle memory, N={n}",
+            "Trio tasks in a channel receive",
+            f"{floor / 1024:.1f} KiB",
+            "floor",
+        ),
+        ("", "Wasm processes in receive", f"{wasm / 1024:.1f} KiB", "target <= 24 KiB"),
+    ]
+
+
+async def _receive_one(recv: trio.MemoryReceiveChannel[bytes]) -> None:
+    await recv.receive()
+
+
+def bench_idle(n: int) -> list[Row]:
+    async def run() -> tuple[int, int, float, int]:
+        async with supervisor.open_runtime() as rt:
+            module = rt.compile_module(IDLE_WAT)
+            maps0 = maps_count()
+            start = time.perf_counter()
+            for _ in range(n):
+                await rt.spawn(module, "main")
+            await trio.testing.wait_all_tasks_blocked()
+            elapsed = time.perf_counter() - start
+            alive = len(rt.processes())
+            return alive, maps_count() - maps0, elapsed, rt.budget.capacity
+
+    alive, maps, elapsed, capacity = trio.run(run)
+    return [
+        (f"idle processes, N={n}", "alive at once", f"{alive:,}", f"capacity {capacity:,}"),
+        ("", "mappings used", f"{maps:,} ({maps / alive:.1f}/process)", "vm.max_map_count 65530"),
+        ("", "spawned in", f"{elapsed:.2f} s", f"{alive / elapsed:,.0f}/s"),
+    ]
+
+
+# -- ping-pong -----------------------------------------------------------------
+
+
+def bench_pingpong(n: int) -> list[Row]:
+    async def trio_tasks() -> float:
+        a_send, a_recv = trio.open_memory_channel[bytes](1)
+        b_send, b_recv = trio.open_memory_channel[bytes](1)
+
+        async def pong() -> None:
+            for _ in range(n):
+                await b_send.send(await a_recv.receive())
+
+        start = time.perf_counter()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(pong)
+            for _ in range(n):
+                await a_send.send(b"12345678")
+                await b_recv.receive()
+        return n / (time.perf_counter() - start)
+
+    floor = _best(3, lambda: trio.run(trio_tasks))
+    rate = _best(3, lambda: trio.run(_wasm_pingpong, n))
+    return [
+        (f"ping-pong, N={n}", "Trio memory channels", f"{floor:,.0f} round trips/s", "floor"),
+        (
+            "",
+            "two Wasm processes",
+            f"{rate:,.0f} round trips/s",
+            f"{rate / floor:.0%} (target >= 50%)",
+        ),
+    ]
+
+
+async def _wasm_pingpong(n: int) -> float:
+    async with supervisor.open_runtime() as rt:
+        module = rt.compile_module(PING_WAT)
+        pong = await rt.spawn(module, "pong", [n])
+        # the ping process will be the next id: tell pong where to answer
+        ping_id = pong.id + 1
+        start = time.perf_counter()
+        ping = await rt.spawn(module, "ping", [pong.id, n, ping_id])
+        assert ping.id == ping_id
+        exit = await ping.wait()
+        assert exit.normal, exit
+        return n / (time.perf_counter() - start)
+
+
+# -- kill latency ------------------------------------------------------------------
+
+
+def bench_kill(n: int) -> list[Row]:
+    async def run() -> list[float]:
+        latencies = []
+        async with supervisor.open_runtime() as rt:
+            module = rt.compile_module(SPIN_WAT)
+            for _ in range(n):
+                h = await rt.spawn(module, "spin")
+                await trio.sleep(0.002)
+                start = time.perf_counter()
+                h.kill()
+                await h.wait()
+                latencies.append(time.perf_counter() - start)
+        return latencies
+
+    lat = sorted(trio.run(run))
+    p50 = statistics.median(lat) * 1e3
+    p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1e3
+    return [
+        (
+            f"kill a busy guest, N={n}",
+            "p50 / p99",
+            f"{p50:.3f} / {p99:.3f} ms",
+            "target p99 <= 2 ms",
+        ),
+    ]
+
+
+# -- CPU-bound slowdown ---------------------------------------------------------------
+
+
+def bench_cpu(iterations: int) -> list[Row]:
+    engine = wasmtime.Engine()
+    store = wasmtime.Store(engine)
+    instance = wasmtime.Instance(store, wasmtime.Module(engine, CPU_WAT), [])
+    rows: list[Row] = []
+    for name in ("arith", "memory_loop"):
+        fn: Any = instance.exports(store)[name]
+        fn(store, 1000)
+
+        def plain(fn: Any = fn) -> float:
+            start = time.perf_counter()
+            fn(store, iterations)
+            return time.perf_counter() - start
+
+        base = min(plain() for _ in range(3))
+
+        async def as_process(name: str = name) -> float:
+            async with supervisor.open_runtime() as rt:
+                module = rt.compile_module(CPU_WAT)
+                start = time.perf_counter()
+                h = await rt.spawn(module, f"{name.split('_')[0]}_proc", [iterations])
+                exit = await h.wait()
+                assert exit.normal, exit
+                return time.perf_counter() - start
+
+        proc = min(trio.run(as_process) for _ in range(3))
+        target = "target <= 1.3x" if name == "arith" else "reported"
+        rows.append(
+            (
+                f"CPU-bound {name}, {iterations:,} iterations",
+                f"wasmtime-py sync {base:.3f} s / process {proc:.3f} s",
+                f"{proc / base:.2f}x",
+                target,
+            )
+        )
+    return rows
+
+
+BENCHMARKS: dict[str, tuple[Callable[[int], list[Row]], int, int]] = {
+    # name: (function, N, quick N)
+    "spawn": (bench_spawn, 10_000, 2_000),
+    "memory": (bench_memory, 10_000, 2_000),
+    "idle": (bench_idle, 20_000, 2_000),
+    "pingpong": (bench_pingpong, 50_000, 5_000),
+    "kill": (bench_kill, 200, 50),
+    "cpu": (bench_cpu, 300_000_000, 30_000_000),
+}
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("names", nargs="*", choices=[[], *BENCHMARKS], default=[], metavar="NAME")
+    parser.add_argument("--quick", action="store_true", help="small N, for a smoke run")
+    args = parser.parse_args(argv)
+    names = args.names or list(BENCHMARKS)
+    rows: list[Row] = [("benchmark", "measured", "figure", "ratio / target")]
+    for name in names:
+        fn, n, quick = BENCHMARKS[name]
+        print(f"running {name}...", file=sys.stderr, flush=True)
+        rows += fn(quick if args.quick else n)
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for i, row in enumerate(rows):
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+        if i == 0:
+            print("  ".join("-" * w for w in widths))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
