@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final
 
 import outcome
 import trio
@@ -154,7 +154,7 @@ class WasmProcess(Process):
         """Finish running ``fiber``, serving its blocking host calls; ``first``
         is what its first :meth:`~hostapi.ffi.Fiber.step` returned."""
         step = fiber.step
-        r: Literal[True] | ffi.PendingCall | None = first
+        r = first
         try:
             while True:
                 if r is None:
@@ -169,9 +169,10 @@ class WasmProcess(Process):
                         r.resume(outcome.Error(e))
                     else:
                         r.resume(outcome.Value(value))
-                r = step(self)
-                if r is True:
+                stepped = step(self)
+                if stepped is True:
                     return fiber.result()
+                r = stepped
         finally:
             fiber.close()
 

@@ -11,8 +11,8 @@ from supervisor._admission import (
     MAPS_PER_PROCESS,
     MappingBudget,
     default_capacity,
-    max_map_count,
     maps_in_use,
+    max_map_count,
 )
 
 from .guests import data_string, guest, run_python, value_of
