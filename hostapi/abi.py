@@ -8,8 +8,8 @@ receives the calling process and the decoded Wasm arguments. It either
   message is the exception's text, or
 * returns a :class:`Suspend` (only functions declared ``blocking``): the
   process's driver awaits ``Suspend.wait(*Suspend.args)`` on the Trio side, and
-  then ``Suspend.finish`` turns that outcome into the Wasm result while the
-  guest is still inside the host call.
+  then ``Suspend.finish(*Suspend.finish_args, outcome)`` turns that outcome into
+  the Wasm result while the guest is still inside the host call.
 
 Host functions never await anything themselves and never touch ctypes: guest
 memory is reached through :class:`hostapi.ffi.GuestMemory`.
@@ -19,8 +19,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
-
-import outcome
 
 from .signatures import FuncSig, parse_signature
 
@@ -59,21 +57,24 @@ class Suspend:
 
     ``wait(*args)`` is awaited by the process's driver, outside the fiber. Its
     outcome (a value or the exception it raised, never a cancellation) is
-    passed to ``finish``, which runs inside the guest's host call, may touch
-    guest memory, and returns the Wasm result or raises :class:`HostTrap`.
+    passed as the last argument to ``finish(*finish_args, outcome)``, which
+    runs inside the guest's host call, may touch guest memory, and returns the
+    Wasm result or raises :class:`HostTrap`.
     """
 
-    __slots__ = ("args", "finish", "wait")
+    __slots__ = ("args", "finish", "finish_args", "wait")
 
     def __init__(
         self,
         wait: Callable[..., Awaitable[Any]],
         args: tuple[Any, ...],
-        finish: Callable[[outcome.Outcome[Any]], int | float | None],
+        finish: Callable[..., int | float | None],
+        finish_args: tuple[Any, ...] = (),
     ) -> None:
         self.wait = wait
         self.args = args
         self.finish = finish
+        self.finish_args = finish_args
 
 
 def lookup_trap(context: str) -> HostTrap:

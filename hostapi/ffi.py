@@ -1018,7 +1018,8 @@ def _continuation(key: int) -> bool:
         return False
     del _pending[key]
     try:
-        value = p.suspend.finish(result)
+        s = p.suspend
+        value = s.finish(*s.finish_args, result)
         if p.kinds:
             p.results[0] = int(p.kinds[0])
             p.results[_VAL_OFFSET] = _WRITERS[p.kinds[0]](value)

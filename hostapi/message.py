@@ -225,7 +225,8 @@ def receive(proc: HostProcess, tags_ptr: int, tags_len: int, timeout_ms: int) ->
     timeout = timeout_from_guest(timeout_ms)
     if timeout == 0:
         return TIMEOUT
-    return Suspend(proc.wait_message, (tags, timeout), lambda r: _finish_receive(proc, r))
+    seconds = None if timeout is None else timeout / 1000
+    return Suspend(proc.wait_message, (tags, seconds), _finish_receive, (proc,))
 
 
 def _finish_reply(proc: HostProcess, result: outcome.Outcome[Message | None]) -> int:
@@ -248,4 +249,5 @@ def send_receive_skip_search(
     message = _take_scratch(proc, "send_receive_skip_search")
     proc.send(pid & MASK64, message)
     timeout = timeout_from_guest(timeout_ms)
-    return Suspend(proc.wait_reply, (wait_tag, timeout), lambda r: _finish_reply(proc, r))
+    seconds = None if timeout is None else timeout / 1000
+    return Suspend(proc.wait_message, ((wait_tag,), seconds), _finish_reply, (proc,))

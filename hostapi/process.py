@@ -98,7 +98,7 @@ def compile_module(proc: HostProcess, ptr: int, length: int, id_ptr: int) -> int
     if not proc.config.can_compile_modules:
         return -1
     wasm = proc.memory.read(ptr, length)
-    return Suspend(proc.compile, (wasm,), lambda r: _finish_compile(proc, id_ptr, r))
+    return Suspend(proc.compile, (wasm,), _finish_compile, (proc, id_ptr))
 
 
 @namespace.function("drop_module (i64)")
@@ -254,7 +254,7 @@ def spawn(
     request = _spawn_request(
         proc, "spawn", link, config_id, module_id, func_ptr, func_len, params_ptr, params_len
     )
-    return Suspend(proc.spawn, (request,), lambda r: _finish_spawn(proc, id_ptr, r))
+    return Suspend(proc.spawn, (request,), _finish_spawn, (proc, id_ptr))
 
 
 def _finish_get_or_spawn(
@@ -319,9 +319,7 @@ def get_or_spawn(
         params_len,
     )
     return Suspend(
-        proc.get_or_spawn,
-        (name, request),
-        lambda r: _finish_get_or_spawn(proc, node_id_ptr, id_ptr, r),
+        proc.get_or_spawn, (name, request), _finish_get_or_spawn, (proc, node_id_ptr, id_ptr)
     )
 
 

@@ -81,12 +81,9 @@ class HostProcess(Protocol):
         """The first queued message matching ``tags`` (any when empty), if any."""
         ...
 
-    async def wait_message(self, tags: Sequence[int], timeout_ms: int | None) -> Message | None:
-        """Wait for a matching message to arrive; ``None`` on timeout."""
-        ...
-
-    async def wait_reply(self, tag: int, timeout_ms: int | None) -> Message | None:
-        """Wait for a message tagged ``tag`` that arrives from now on."""
+    async def wait_message(self, tags: Sequence[int], timeout: float | None) -> Message | None:
+        """Wait for a matching message to arrive from now on (the queue has just
+        been searched); ``None`` after ``timeout`` seconds."""
         ...
 
     # -- signals ------------------------------------------------------------

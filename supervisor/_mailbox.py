@@ -25,13 +25,18 @@ __all__ = ["Mailbox"]
 class Mailbox:
     """Messages in arrival order plus the one receive that may be waiting."""
 
-    __slots__ = ("_any", "_queue", "_tags", "_waiter")
+    __slots__ = ("_abort", "_any", "_queue", "_tags", "_waiter")
 
     def __init__(self) -> None:
         self._queue: deque[Message] = deque()
         self._waiter: trio.lowlevel.Task | None = None
         self._tags: Sequence[int] = ()
         self._any = False
+        self._abort = self._cancel_wait
+
+    def _cancel_wait(self, _: object) -> Abort:
+        self._waiter = None
+        return Abort.SUCCEEDED
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -72,16 +77,11 @@ class Mailbox:
         self._waiter = current_task()
         self._tags = tags
         self._any = not tags
-
-        def abort(_: object) -> Abort:
-            self._waiter = None
-            return Abort.SUCCEEDED
-
         if timeout is None:
-            message: Message = await wait_task_rescheduled(abort)
+            message: Message = await wait_task_rescheduled(self._abort)
             return message
         with trio.move_on_after(timeout):
-            message = await wait_task_rescheduled(abort)
+            message = await wait_task_rescheduled(self._abort)
             return message
         return None
 

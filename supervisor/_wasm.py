@@ -77,6 +77,7 @@ class WasmProcess(Process):
         "stderr",
         "stdout",
         "store",
+        "wait_message",
     )
 
     kind = "wasm"
@@ -104,6 +105,8 @@ class WasmProcess(Process):
         self._modules: ResourceTable[ffi.Module] | None = None
         self._configs: ResourceTable[ProcessConfig] | None = None
         self._resources: dict[str, ResourceTable[Any]] | None = None
+        # What a blocking receive awaits: the mailbox's own wait, directly.
+        self.wait_message = self.mailbox.wait
         config = request.config
         wasi = None
         if self.module.imports_wasi:
@@ -262,11 +265,6 @@ class WasmProcess(Process):
     def take_message(self, tags: Sequence[int]) -> Message | None:
         return self.mailbox.take(tags)
 
-    async def wait_message(self, tags: Sequence[int], timeout_ms: int | None) -> Message | None:
-        return await self.mailbox.wait(tags, None if timeout_ms is None else timeout_ms / 1000)
-
-    async def wait_reply(self, tag: int, timeout_ms: int | None) -> Message | None:
-        return await self.mailbox.wait((tag,), None if timeout_ms is None else timeout_ms / 1000)
 
     async def sleep(self, ms: int) -> None:
         await trio.sleep(ms / 1000)
