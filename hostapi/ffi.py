@@ -32,7 +32,7 @@ import ctypes
 import itertools
 import logging
 import struct
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from ctypes import (
     CFUNCTYPE,
     POINTER,
@@ -98,7 +98,6 @@ _store_limiter = _proto(
     "wasmtime_store_limiter", None, c_void_p, c_int64, c_int64, c_int64, c_int64, c_int64
 )
 _set_fuel = _proto("wasmtime_context_set_fuel", c_void_p, c_void_p, c_uint64)
-_get_fuel = _proto("wasmtime_context_get_fuel", c_void_p, c_void_p, POINTER(c_uint64))
 _fuel_yield = _proto("wasmtime_context_fuel_async_yield_interval", c_void_p, c_void_p, c_uint64)
 _set_wasi = _proto("wasmtime_context_set_wasi", c_void_p, c_void_p, c_void_p)
 _pre_instantiate_async = _proto(
@@ -599,13 +598,6 @@ class GuestMemory:
 # --------------------------------------------------------------------------
 
 
-class HostSide(Protocol):
-    """What a fiber's owner (a Wasm process) offers to host callbacks."""
-
-    memory: GuestMemory
-    last_trap: str | None
-
-
 #: The process whose fiber is being polled (see the module docstring).
 current: Any = None
 #: Set by an async callback that suspended during the current poll.
@@ -768,12 +760,6 @@ class Store:
         if wasi is not None:
             _check(_set_wasi(ctx, wasi._build(stdout, stderr)), "setting WASI context")
         self.memory = GuestMemory(ctx)
-
-    def fuel_consumed(self, initial: int | None) -> int:
-        """Fuel units used so far (only meaningful with a finite budget)."""
-        left = c_uint64(0)
-        _check(_get_fuel(self.ctx, byref(left)), "reading fuel")
-        return (initial if initial is not None else _U64_MAX) - left.value
 
     def instantiate(self, module: Module) -> Fiber:
         """Start instantiating ``module`` (its start function runs in the fiber)."""
@@ -1048,7 +1034,3 @@ _KEEP.extend([*_callbacks, _sink_write_cb, _sink_release_cb])
 def live_pending() -> int:
     """Number of suspended host calls (for leak tests)."""
     return len(_pending)
-
-
-def iter_pending() -> Iterable[PendingCall]:
-    return list(_pending.values())

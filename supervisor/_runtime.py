@@ -51,7 +51,7 @@ class Runtime:
         self.environments: dict[int, Environment] = {}
         self.default_environment = self.environment(environment_id)
         self._nursery: trio.Nursery | None = None
-        self.stats = {"spawned": 0, "exited": 0, "failed": 0}
+        self._closing = False
 
     # -- environments ----------------------------------------------------------
 
@@ -232,7 +232,6 @@ class Runtime:
             nursery = self._nursery
         if nursery is None:
             raise RuntimeError("the runtime is not running (use `async with open_runtime()`)")
-        self.stats["spawned"] += 1
         nursery.start_soon(child.run)
 
     # -- acting on processes from Python ----------------------------------------
@@ -300,10 +299,9 @@ class Runtime:
     # -- bookkeeping ------------------------------------------------------------
 
     def _process_exited(self, proc: Process, exit: Exit) -> None:
-        self.stats["exited"] += 1
-        if exit.reason is ExitReason.NORMAL:
+        # Failures are logged as lunatic logs them; a shutdown is not a failure.
+        if exit.reason is ExitReason.NORMAL or self._closing:
             return
-        self.stats["failed"] += 1
         if logger.isEnabledFor(logging.WARNING):
             verb = "was killed" if exit.reason is ExitReason.KILLED else "failed"
             logger.warning(
@@ -370,6 +368,7 @@ async def open_runtime(
         except BaseException as e:
             body_error = e
         finally:
+            runtime._closing = True
             nursery.cancel_scope.cancel()
             runtime._nursery = None
     if body_error is not None:

@@ -265,7 +265,6 @@ class WasmProcess(Process):
     def take_message(self, tags: Sequence[int]) -> Message | None:
         return self.mailbox.take(tags)
 
-
     async def sleep(self, ms: int) -> None:
         await trio.sleep(ms / 1000)
 

@@ -423,3 +423,96 @@ async def test_push_and_take_module_copy_the_module(runtime: supervisor.Runtime)
     got, exit = await run_python(runtime, test)
     assert got == [0, 1]  # index 0 in the first message; module id 1 after id 0
     assert "lunatic::message::take_module" in exit.detail
+
+
+@pytest.mark.parametrize(
+    ("body", "context"),
+    [
+        # moving a stream out of the table traps on an unknown id, before the
+        # scratch area is even looked at
+        ("(drop (call $push_tcp_stream (i64.const 0)))", "lunatic::message::push_tcp_stream"),
+        ("(drop (call $push_tls_stream (i64.const 3)))", "lunatic::message::push_tls_stream"),
+        ("(drop (call $push_udp_socket (i64.const 1)))", "lunatic::message::push_udp_socket"),
+        ("(drop (call $push_module (i64.const 0)))", "lunatic::message::push_module"),
+        # taking from a slot that does not exist, or from an empty scratch
+        (
+            "(call $create_data (i64.const 0) (i64.const 0))"
+            "(drop (call $take_tcp_stream (i64.const 0)))",
+            "lunatic::message::take_tcp_stream",
+        ),
+        ("(drop (call $take_udp_socket (i64.const 0)))", "lunatic::message::take_udp_socket"),
+        ("(drop (call $take_tls_stream (i64.const -1)))", "lunatic::message::take_tls_stream"),
+    ],
+)
+async def test_resource_pushes_and_takes_trap_on_unknown_ids_and_slots(
+    runtime: supervisor.Runtime, body: str, context: str
+) -> None:
+    module = runtime.compile_module(guest(f'(func (export "main") {body})'))
+    exit = await (await runtime.spawn(module, "main")).wait()
+    assert exit.reason is ExitReason.FAILURE
+    assert exit.detail == f"Trap raised during host call: Expected Some(..) got None ({context})."
+
+
+async def test_take_module_traps_on_a_slot_of_another_kind(runtime: supervisor.Runtime) -> None:
+    # A message whose slot 0 holds a module: take_tcp_stream(0) must trap.
+    module = runtime.compile_module(
+        guest(
+            data_string(0, b"\0asm\x01\0\0\0")
+            + """
+  (func (export "main")
+    (if (call $compile_module (i32.const 0) (i32.const 8) (i32.const 200)) (then unreachable))
+    (call $create_data (i64.const 0) (i64.const 0))
+    (drop (call $push_module (i64.load (i32.const 200))))
+    (drop (call $take_tcp_stream (i64.const 0))))
+"""
+        )
+    )
+    exit = await (await runtime.spawn(module, "main")).wait()
+    assert "lunatic::message::take_tcp_stream" in exit.detail
+
+
+async def test_skip_search_with_tag_0_never_matches(
+    runtime: supervisor.Runtime, autojump_clock: trio.testing.MockClock
+) -> None:
+    module = runtime.compile_module(
+        guest(
+            """
+  (func (export "main") (param $to i64)
+    (local $code i64)
+    (call $create_data (i64.const 0) (i64.const 0))
+    (local.set $code (i64.extend_i32_u
+      (call $send_receive_skip_search (call $process_id) (i64.const 0) (i64.const 100))))
+    (call $report (local.get $to) (i64.const 1) (local.get $code))
+    (call $report (local.get $to) (i64.const 1) (i64.extend_i32_u (call $recv))))
+"""
+        )
+    )
+
+    async def test(ctx: Context) -> list[int]:
+        await ctx.spawn(module, "main", [ctx.id])
+        return [value_of(await ctx.receive(1)) for _ in range(2)]
+
+    # it times out although an untagged message (its own) arrived meanwhile
+    assert await run_python(runtime, test) == [TIMEOUT, 0]
+
+
+async def test_forwarding_keeps_tag_bytes_and_process_died_messages(
+    runtime: supervisor.Runtime,
+) -> None:
+    module = runtime.compile_module(
+        guest(
+            """
+  (func (export "main") (param $to i64)
+    (call $monitor (i64.const 4242))
+    (drop (call $recv))
+    (drop (call $send (local.get $to))))
+"""
+        )
+    )
+
+    async def test(ctx: Context) -> supervisor.Message:
+        await ctx.spawn(module, "main", [ctx.id])
+        return await ctx.receive()
+
+    m = await run_python(runtime, test)
+    assert isinstance(m, ProcessDied) and m.pid == 4242

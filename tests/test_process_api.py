@@ -370,3 +370,53 @@ async def test_monitor_of_a_missing_process_reports_it_dead_at_once(
     )
     assert exit.normal
     assert values == [2, 777]
+
+
+WASI_EXIT = guest(
+    """
+  (func (export "main") (param $code i32) (call $proc_exit (local.get $code)))
+""",
+    extra_imports='(import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))',
+)
+
+
+@pytest.mark.parametrize(("code", "reason"), [(0, ExitReason.NORMAL), (3, ExitReason.FAILURE)])
+async def test_proc_exit_ends_only_the_calling_process(
+    runtime: supervisor.Runtime, code: int, reason: ExitReason
+) -> None:
+    module = runtime.compile_module(WASI_EXIT)
+    exit = await (await runtime.spawn(module, "main", [code])).wait()
+    assert exit.reason is reason
+    assert exit.status == code
+    assert exit.detail == f"proc_exit({code})"
+
+
+async def test_get_or_spawn_traps_on_a_name_that_is_not_utf8(runtime: supervisor.Runtime) -> None:
+    module = runtime.compile_module(
+        guest(
+            data_string(0, b"\xff\xfe")
+            + """
+  (func (export "main")
+    (drop (call $get_or_spawn (i32.const 0) (i32.const 2) (i64.const 0) (i64.const -1)
+                              (i64.const -1) (i32.const 0) (i32.const 0) (i32.const 0)
+                              (i32.const 0) (i32.const 100) (i32.const 108))))
+"""
+        )
+    )
+    exit = await (await runtime.spawn(module, "main")).wait()
+    assert exit.reason is ExitReason.FAILURE
+    assert "lunatic::process::get_or_spawn" in exit.detail
+    assert "utf-8" in exit.detail
+
+
+async def test_compile_module_traps_on_an_out_of_bounds_range(runtime: supervisor.Runtime) -> None:
+    module = runtime.compile_module(
+        guest(
+            """
+  (func (export "main")
+    (drop (call $compile_module (i32.const 65000) (i32.const 1000) (i32.const 0))))
+"""
+        )
+    )
+    exit = await (await runtime.spawn(module, "main")).wait()
+    assert "out of bounds" in exit.detail and "lunatic::process::compile_module" in exit.detail
