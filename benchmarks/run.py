@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -364,13 +366,26 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("names", nargs="*", choices=[[], *BENCHMARKS], default=[], metavar="NAME")
     parser.add_argument("--quick", action="store_true", help="small N, for a smoke run")
+    parser.add_argument("--one", type=int, metavar="N", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.one is not None:
+        # one benchmark in this (fresh) interpreter; rows as JSON on stdout
+        fn = BENCHMARKS[args.names[0]][0]
+        print(json.dumps(fn(args.one)))
+        return 0
     names = args.names or list(BENCHMARKS)
     rows: list[Row] = [("benchmark", "measured", "figure", "ratio / target")]
     for name in names:
-        fn, n, quick = BENCHMARKS[name]
+        _, n, quick = BENCHMARKS[name]
         print(f"running {name}...", file=sys.stderr, flush=True)
-        rows += fn(quick if args.quick else n)
+        # each benchmark in a fresh interpreter, so memory figures start clean
+        out = subprocess.run(
+            [sys.executable, __file__, name, "--one", str(quick if args.quick else n)],
+            check=True,
+            stdout=subprocess.PIPE,
+            text=True,
+        ).stdout
+        rows += [(r[0], r[1], r[2], r[3]) for r in json.loads(out)]
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     for i, row in enumerate(rows):
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())

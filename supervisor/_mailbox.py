@@ -25,16 +25,15 @@ __all__ = ["Mailbox"]
 class Mailbox:
     """Messages in arrival order plus the one receive that may be waiting."""
 
-    __slots__ = ("_abort", "_any", "_queue", "_tags", "_waiter")
+    __slots__ = ("_any", "_queue", "_tags", "_waiter")
 
     def __init__(self) -> None:
         self._queue: deque[Message] = deque()
         self._waiter: trio.lowlevel.Task | None = None
         self._tags: Sequence[int] = ()
         self._any = False
-        self._abort = self._cancel_wait
 
-    def _cancel_wait(self, _: object) -> Abort:
+    def _abort(self, _: object) -> Abort:
         self._waiter = None
         return Abort.SUCCEEDED
 

@@ -106,7 +106,7 @@ class Process:
         """
         peer = self._peer(pid)
         if peer is None:
-            self._link_died(pid, tag, Exit(ExitReason.FAILURE, f"no process {pid}"), None)
+            self._link_died(pid, tag, Exit(ExitReason.FAILURE, f"no process {pid}"))
             return
         peer.links[self.id] = (self, tag)
         self.links[pid] = (peer, tag)
@@ -149,7 +149,7 @@ class Process:
             self._cause = exit
         self.cancel_scope.cancel()
 
-    def _link_died(self, pid: int, tag: int, exit: Exit, dead: Process | None) -> None:
+    def _link_died(self, pid: int, tag: int, exit: Exit) -> None:
         """A linked process ended (or ``link`` found no process)."""
         if self.exit is not None:
             return
@@ -188,7 +188,11 @@ class Process:
         exit: Exit | None = None
         try:
             with self.cancel_scope:
-                exit = await self._body()
+                try:
+                    exit = await self._body()
+                except Exception as e:  # a lunatrio bug: end this process only
+                    logger.exception("internal error in %r", self)
+                    exit = Exit(ExitReason.FAILURE, f"internal error: {type(e).__name__}: {e}")
             if exit is None:
                 exit = self._cause or Exit(ExitReason.KILLED, "cancelled")
         except BaseException:
@@ -208,7 +212,7 @@ class Process:
         links, self.links = self.links, {}
         for peer, tag in links.values():
             if peer is not self:
-                peer._link_died(self.id, tag, exit, self)
+                peer._link_died(self.id, tag, exit)
         monitors, self.monitors = self.monitors, {}
         for peer in monitors.values():
             if peer.exit is None:

@@ -152,3 +152,35 @@ async def test_killing_the_parent_during_a_spawn_leaves_no_child(
     assert [p.id for p in runtime.processes()] == []
     await trio.sleep(10)
     assert runtime.processes() == []
+
+
+async def test_an_internal_error_ends_only_that_process(
+    runtime: supervisor.Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module = runtime.compile_module(GUEST)
+    bystander = await runtime.spawn(module, "sleeper")
+    await trio.testing.wait_all_tasks_blocked()
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(ffi.Store, "call", broken)
+    h = await runtime.spawn(module, "sleeper")
+    exit = await h.wait()
+    assert exit.reason is ExitReason.FAILURE
+    assert exit.detail == "internal error: RuntimeError: bug"
+    assert bystander.alive
+
+
+async def test_the_gc_threshold_is_raised_only_while_runtimes_are_open() -> None:
+    import gc
+
+    before = gc.get_threshold()
+    async with supervisor.open_runtime(gc_threshold=123_456):
+        assert gc.get_threshold()[0] == max(before[0], 123_456)
+        async with supervisor.open_runtime():
+            assert gc.get_threshold()[0] == max(before[0], 123_456)
+        assert gc.get_threshold()[0] == max(before[0], 123_456)
+    assert gc.get_threshold() == before
+    async with supervisor.open_runtime(gc_threshold=None):
+        assert gc.get_threshold() == before
