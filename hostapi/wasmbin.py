@@ -47,23 +47,15 @@ class _Reader:
         self.pos += 1
         return b
 
-    def uleb(self) -> int:
+    def uleb(self, signed: bool = False) -> int:
+        """A LEB128 integer, unsigned unless ``signed``."""
         result = shift = 0
         while True:
             b = self.byte()
             result |= (b & 0x7F) << shift
             shift += 7
             if not b & 0x80:
-                return result
-
-    def sleb(self) -> int:
-        result = shift = 0
-        while True:
-            b = self.byte()
-            result |= (b & 0x7F) << shift
-            shift += 7
-            if not b & 0x80:
-                if b & 0x40:
+                if signed and b & 0x40:
                     result -= 1 << shift
                 return result
 
@@ -78,7 +70,7 @@ class _Reader:
         if b in _VALTYPES:
             return _VALTYPES[b]
         if b in (0x63, 0x64):  # (ref null? heaptype)
-            self.sleb()
+            self.uleb(signed=True)
         return None  # a reference type
 
     def limits(self) -> None:
