@@ -20,6 +20,7 @@ __all__ = [
     "DataMessage",
     "LinkDied",
     "Message",
+    "ObjectMessage",
     "ProcessConfig",
     "ProcessDied",
     "ResourceTable",
@@ -30,6 +31,8 @@ __all__ = [
 DATA: Final = 0
 LINK_DIED: Final = 1
 PROCESS_DIED: Final = 2
+#: Python-only messages (:class:`ObjectMessage`); never returned to a guest.
+OBJECT: Final = 3
 
 U32_MAX: Final = 0xFFFF_FFFF
 
@@ -94,7 +97,25 @@ class ProcessDied:
         return f"ProcessDied(pid={self.pid}, exit={self.exit!r})"
 
 
-Message = DataMessage | LinkDied | ProcessDied
+class ObjectMessage:
+    """A Python object sent from Python code to a Python process.
+
+    It never reaches a Wasm process: guests only ever see the three kinds of
+    message above (``receive`` must only return 0, 1 or 2).
+    """
+
+    __slots__ = ("tag", "value")
+    kind: Final = OBJECT
+
+    def __init__(self, value: object, tag: int = 0) -> None:
+        self.value = value
+        self.tag = tag
+
+    def __repr__(self) -> str:
+        return f"ObjectMessage({self.value!r}, tag={self.tag})"
+
+
+Message = DataMessage | LinkDied | ProcessDied | ObjectMessage
 
 
 class ProcessConfig:

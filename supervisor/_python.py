@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import outcome
 import trio
 
-from hostapi.data import DataMessage, Message
+from hostapi.data import DataMessage, Message, ObjectMessage
 
 from ._exit import NORMAL_EXIT, Exit, ExitReason
 from ._process import Process
@@ -29,15 +29,24 @@ if TYPE_CHECKING:
     from ._handle import ProcessHandle
     from ._runtime import Runtime
 
-__all__ = ["Context", "ProcessFunction", "PythonProcess"]
+__all__ = ["Context", "ProcessExit", "ProcessFunction", "PythonProcess"]
 
 ProcessFunction = Callable[..., Awaitable[Any]]
+
+
+class ProcessExit(Exception):
+    """Raised in a Python process to end it with a chosen reason, as Erlang's
+    ``exit(Reason)``: ``raise ProcessExit(ExitReason.SHUTDOWN)``."""
+
+    def __init__(self, reason: ExitReason, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else str(reason))
+        self.exit = Exit(reason, detail)
 
 
 class PythonProcess(Process):
     """A process whose code is an async Python function."""
 
-    __slots__ = ("args", "fn", "name", "result")
+    __slots__ = ("args", "fn", "name", "ready", "result")
 
     kind = "python"
 
@@ -54,12 +63,20 @@ class PythonProcess(Process):
         self.args = tuple(args)
         self.name = getattr(fn, "__qualname__", repr(fn))
         self.result: outcome.Outcome[Any] | None = None
+        #: Set by :meth:`Context.started` (and when the process ends).
+        self.ready = trio.Event()
+
+    def _release(self) -> None:
+        self.ready.set()
 
     async def _body(self) -> Exit:
         try:
             value = await self.fn(Context(self), *self.args)
         except trio.Cancelled:
             raise
+        except ProcessExit as e:
+            self.result = outcome.Error(e)
+            return e.exit
         except Exception as e:
             self.result = outcome.Error(e)
             return Exit(ExitReason.FAILURE, f"{type(e).__name__}: {e}")
@@ -99,7 +116,12 @@ class Context:
         A process that does not exist is not an error: the message is dropped.
         """
         message = data if not isinstance(data, bytes | bytearray) else DataMessage(tag, data)
-        self._proc.send(pid, message)
+        self._proc.runtime._deliver(self._proc.environment.processes.get(pid), message)
+
+    def send_object(self, pid: int, value: object, *, tag: int = 0) -> None:
+        """Send any Python object to a Python process (it receives an
+        :class:`~hostapi.data.ObjectMessage`); Wasm processes refuse them."""
+        self.send(pid, ObjectMessage(value, tag))
 
     async def receive(self, *tags: int, timeout: float | None = None) -> Message:
         """The first message matching ``tags`` (any message when none given).
@@ -120,6 +142,12 @@ class Context:
     def pending(self) -> int:
         """Number of queued messages."""
         return len(self._proc.mailbox)
+
+    def started(self) -> None:
+        """Say that initialization is done (a supervised child whose spec asks
+        for it counts as started only from here, like ``task_status.started()``;
+        failing before counts as a failed start)."""
+        self._proc.ready.set()
 
     # -- signals --------------------------------------------------------------
 

@@ -6,12 +6,12 @@ import logging
 import os
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Protocol
 
 import trio
 
 from hostapi import ffi
-from hostapi.data import DataMessage, Message, ProcessConfig, SpawnRequest
+from hostapi.data import DataMessage, Message, ObjectMessage, ProcessConfig, SpawnRequest
 from hostapi.protocols import SpawnError
 from hostapi.signatures import ValType
 
@@ -53,6 +53,7 @@ class Runtime:
         self.default_environment = self.environment(environment_id)
         self._nursery: trio.Nursery | None = None
         self._closing = False
+        self._supervisors: list[_Stoppable] = []
 
     # -- environments ----------------------------------------------------------
 
@@ -262,8 +263,18 @@ class Runtime:
         if target is None:
             return False
         message = data if not isinstance(data, bytes | bytearray) else DataMessage(tag, data)
-        target.mailbox.push(message)
+        self._deliver(target, message)
         return True
+
+    def _deliver(self, target: Process | None, message: Message) -> None:
+        """Queue a message from Python code (nothing happens for a missing target)."""
+        if target is None:
+            return
+        if isinstance(message, ObjectMessage) and target.kind == "wasm":
+            raise TypeError(
+                f"process {target.id} is a Wasm process: it can only receive bytes, not objects"
+            )
+        target.mailbox.push(message)
 
     def kill(
         self, pid: int | ProcessHandle, *, environment: Environment | int | None = None
@@ -311,6 +322,25 @@ class Runtime:
 
     def _store_released(self) -> None:
         self.budget.release()
+
+    def _register_supervisor(self, sup: _Stoppable) -> None:
+        """A top-level supervisor: stopped in order before the runtime closes."""
+        self._supervisors = [s for s in self._supervisors if s.alive]
+        self._supervisors.append(sup)
+
+    async def _stop_supervisors(self) -> None:
+        """Stop the top-level supervisors, newest first, each tree in order."""
+        while self._supervisors:
+            sup = self._supervisors.pop()
+            if sup.alive:
+                await sup.stop()
+
+
+class _Stoppable(Protocol):
+    @property
+    def alive(self) -> bool: ...
+
+    async def stop(self, reason: str = ...) -> Exit: ...
 
 
 def _inherit_output(
@@ -375,6 +405,9 @@ async def open_runtime(
             except BaseException as e:
                 body_error = e
             finally:
+                # Supervision trees stop in order; then everything else is cancelled.
+                with trio.CancelScope(shield=True):
+                    await runtime._stop_supervisors()
                 runtime._closing = True
                 nursery.cancel_scope.cancel()
                 runtime._nursery = None
