@@ -59,7 +59,7 @@ async def test_restart_type_decides_what_an_exit_does(
         await trace.until_count("child_started", "c", 2)
     counts = await sup.count_children()
     assert (counts.specs, counts.active) == (specs, 1 if restarted else 0)
-    expected = [("child_exited", "c", reason)]
+    expected: list[tuple[str, str | None, str | None]] = [("child_exited", "c", reason)]
     if restarted:
         expected += [("restart", "c", None), ("child_started", "c", None)]
     assert trace.briefs()[2:] == expected
