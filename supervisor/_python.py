@@ -26,8 +26,11 @@ if TYPE_CHECKING:
 
     from ._capture import CaptureStream
     from ._environment import Environment
+    from ._events import SupervisorEvent
     from ._handle import ProcessHandle
     from ._runtime import Runtime
+    from ._specs import ChildSpec, SupervisorFlags
+    from ._supervisor import Supervisor
 
 __all__ = ["Context", "ProcessExit", "ProcessFunction", "PythonProcess"]
 
@@ -196,3 +199,19 @@ class Context:
     async def spawn_python(self, fn: ProcessFunction, *args: Any, link: int = 0) -> ProcessHandle:
         """Spawn a Python child; ``link`` != 0 links it to this process with that tag."""
         return self._proc.runtime._spawn_python(self._proc, fn, args, link)
+
+    async def start_supervisor(
+        self,
+        flags: SupervisorFlags,
+        children: Sequence[ChildSpec] = (),
+        *,
+        name: str = "sup",
+        events: Callable[[SupervisorEvent], object] | None = None,
+    ) -> Supervisor:
+        """Start a supervisor as a child of this process, linked to it: if this
+        process fails, the supervisor stops its children and exits too."""
+        from ._supervisor import start_supervisor
+
+        return await start_supervisor(
+            self._proc.runtime, flags, children, name=name, events=events, parent=self._proc
+        )

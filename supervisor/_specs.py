@@ -122,20 +122,29 @@ class SupervisorFlags:
         object.__setattr__(self, "backoff", backoff)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class WasmChild:
     """Start a child by spawning ``module``'s export ``entry`` with ``params``."""
 
     module: Module
-    entry: str = "_start"
-    params: tuple[int, ...] = ()
-    config: ProcessConfig | None = None
+    entry: str
+    params: tuple[int, ...]
+    config: ProcessConfig | None
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "params", tuple(self.params))
+    def __init__(
+        self,
+        module: Module,
+        entry: str = "_start",
+        params: Sequence[int] = (),
+        config: ProcessConfig | None = None,
+    ) -> None:
+        object.__setattr__(self, "module", module)
+        object.__setattr__(self, "entry", entry)
+        object.__setattr__(self, "params", tuple(params))
+        object.__setattr__(self, "config", config)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class PythonChild:
     """Start a child as a Python process running ``await fn(ctx, *args)``.
 
@@ -144,25 +153,33 @@ class PythonChild:
     """
 
     fn: Callable[..., Awaitable[Any]]
-    args: tuple[Any, ...] = ()
-    ready: bool = False
+    args: tuple[Any, ...]
+    ready: bool
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "args", tuple(self.args))
+    def __init__(
+        self, fn: Callable[..., Awaitable[Any]], args: Sequence[Any] = (), ready: bool = False
+    ) -> None:
+        if not callable(fn):
+            raise TypeError(f"PythonChild needs an async function, got {fn!r}")
+        object.__setattr__(self, "fn", fn)
+        object.__setattr__(self, "args", tuple(args))
+        object.__setattr__(self, "ready", ready)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class SupervisorChild:
     """Start a child supervisor with its own flags and children."""
 
     flags: SupervisorFlags
-    children: tuple[ChildSpec, ...] = ()
+    children: tuple[ChildSpec, ...]
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "children", tuple(self.children))
-        if not isinstance(self.flags, SupervisorFlags):
-            raise SupervisorFlagsError("flags", f"must be SupervisorFlags, got {self.flags!r}")
-        check_children(self.flags, self.children)
+    def __init__(self, flags: SupervisorFlags, children: Sequence[ChildSpec] = ()) -> None:
+        if not isinstance(flags, SupervisorFlags):
+            raise SupervisorFlagsError("flags", f"must be SupervisorFlags, got {flags!r}")
+        children = tuple(children)
+        check_children(flags, children)
+        object.__setattr__(self, "flags", flags)
+        object.__setattr__(self, "children", children)
 
 
 Start = WasmChild | PythonChild | SupervisorChild

@@ -814,12 +814,15 @@ async def start_supervisor(
     *,
     name: str = "root",
     events: Callable[[SupervisorEvent], object] | None = None,
+    parent: Process | None = None,
 ) -> Supervisor:
     """Start a supervisor process and its children, in order.
 
     Returns once every child has started. If one fails to start, the children
     started before it are stopped, newest first, and :class:`StartFailed`
-    names it. ``events`` is called with every event of the tree.
+    names it. ``events`` is called with every event of the tree. With a
+    ``parent`` process (see :meth:`Context.start_supervisor`), the supervisor
+    is its linked child and exits when it fails.
     """
     if not isinstance(flags, SupervisorFlags):
         raise TypeError(f"flags must be SupervisorFlags, got {flags!r}")
@@ -829,13 +832,18 @@ async def start_supervisor(
     if events is not None:
         bus.listen(events)
     core = _Core(runtime, flags, children, name, bus)
-    handle = await runtime.spawn_python(_supervisor_main, core)
+    if parent is None:
+        handle = await runtime.spawn_python(_supervisor_main, core)
+    else:
+        core.parent = parent.id
+        handle = runtime._spawn_python(parent, _supervisor_main, (core,), next(core._tags))
     await core.started.wait()
     if core.start_error is not None:
         await handle.wait()
         raise core.start_error
     sup = Supervisor(core, handle)
-    runtime._register_supervisor(sup)
+    if parent is None:
+        runtime._register_supervisor(sup)
     return sup
 
 
@@ -843,9 +851,9 @@ async def run_supervisor(
     runtime: Runtime,
     flags: SupervisorFlags,
     children: Sequence[ChildSpec] = (),
-    *,
     name: str = "root",
     events: Callable[[SupervisorEvent], object] | None = None,
+    *,
     task_status: trio.TaskStatus[Supervisor] = trio.TASK_STATUS_IGNORED,
 ) -> Exit:
     """Run a supervisor for as long as it lives, the Trio way::
