@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Final
 
@@ -127,12 +127,6 @@ class EventBus:
         send, receive = trio.open_memory_channel[SupervisorEvent](math.inf)
         self._channels.append(send)
         return receive
-
-    async def events(self) -> AsyncIterator[SupervisorEvent]:
-        """Iterate over every event from now on."""
-        async with self.subscribe() as receive:
-            async for e in receive:
-                yield e
 
 
 def _log(level: int, e: SupervisorEvent) -> None:

@@ -311,8 +311,9 @@ class Runtime:
     # -- bookkeeping ------------------------------------------------------------
 
     def _process_exited(self, proc: Process, exit: Exit) -> None:
-        # Failures are logged as lunatic logs them; a shutdown is not a failure.
-        if exit.reason is ExitReason.NORMAL or self._closing:
+        # Failures and kills are logged as lunatic logs them; an exit on
+        # request (shutdown) or while the runtime closes is not.
+        if exit.reason in (ExitReason.NORMAL, ExitReason.SHUTDOWN) or self._closing:
             return
         if logger.isEnabledFor(logging.WARNING):
             verb = "was killed" if exit.reason is ExitReason.KILLED else "failed"

@@ -735,12 +735,10 @@ class Supervisor:
         ``auto_shutdown``, ``reached_max_restart_intensity`` or ``parent exited``."""
         return self.process.exit
 
-    def events(self) -> AsyncIterator[SupervisorEvent]:
-        """Every event of this supervisor's tree from now on."""
-        return self._core.bus.events()
-
-    def subscribe(self) -> trio.MemoryReceiveChannel[SupervisorEvent]:
-        """A channel of every event of the tree from now on."""
+    def events(self) -> trio.MemoryReceiveChannel[SupervisorEvent]:
+        """Every event of this supervisor's tree from now on, as an async
+        iterable channel (``async with sup.events() as events: async for e in
+        events: ...``); it never blocks the supervisor."""
         return self._core.bus.subscribe()
 
     def listen(self, listener: Callable[[SupervisorEvent], object]) -> None:
