@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections import OrderedDict
 
 import trio
@@ -43,7 +44,7 @@ class WasmHost:
         not a valid module or an import is unknown or has the wrong type.
         """
         if not wasm.startswith(b"\0asm"):
-            if wasm.lstrip()[:1] != b"(":
+            if not _looks_like_wat(wasm):
                 raise CompileError("not a WebAssembly module (no \\0asm header, not WAT text)")
             try:
                 wasm = ffi.wat_to_wasm(wasm)
@@ -84,6 +85,14 @@ class WasmHost:
         with open(path, "rb") as f:
             data = f.read()
         return self.compile(data, os.path.basename(os.fspath(path)))
+
+
+_WAT_START = re.compile(rb"\A(?:\s+|;;[^\n]*(?:\n|\Z)|\(;.*?;\))*\(", re.DOTALL)
+
+
+def _looks_like_wat(data: bytes) -> bool:
+    """Text whose first token, after white space and comments, is ``(``."""
+    return _WAT_START.match(data) is not None
 
 
 def _wat_error(message: str) -> str:

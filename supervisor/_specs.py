@@ -52,6 +52,7 @@ class ChildSpecError(ValueError):
         super().__init__(f"child spec {child!r}: {field}: {message}")
         self.child = child
         self.field = field
+        self.message = message
 
 
 class SupervisorFlagsError(ValueError):
@@ -60,6 +61,7 @@ class SupervisorFlagsError(ValueError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"supervisor flags: {field}: {message}")
         self.field = field
+        self.message = message
 
 
 def _choice(enum_type: Any, value: object, error: Callable[[str], Exception]) -> Any:

@@ -194,6 +194,11 @@ class _TryAgain:
 
 
 @dataclass(frozen=True)
+class _RestartDue:
+    key: str
+
+
+@dataclass(frozen=True)
 class _Stop:
     reason: str = "shutdown"
 
@@ -318,6 +323,8 @@ class _Core:
                     await self._serve(v)
                 elif isinstance(v, _TryAgain):
                     await self._try_again(v.key)
+                elif isinstance(v, _RestartDue):
+                    await self._restart_due(v.key)
                 elif isinstance(v, _Stop):
                     self.exit = Exit(ExitReason.SHUTDOWN, v.reason)
             # data messages (late replies to shutdown requests) are ignored
@@ -480,7 +487,7 @@ class _Core:
         action, _reported = restart_decision(child.spec.restart, Reason(exit.reason.value))
         if action is Action.RESTART:
             child.attempt = self._attempt(child, trio.current_time() - child.started_at)
-            await self._restart(child)
+            await self._restart(child, proc.id, exit)
             return
         if action is Action.REMOVE:
             self.children.remove(child)
@@ -497,8 +504,12 @@ class _Core:
         if auto_shutdown_triggered(self.flags.auto_shutdown, child.spec.significant, left):
             self.exit = Exit(ExitReason.SHUTDOWN, "auto_shutdown")
 
-    async def _restart(self, child: _Child) -> None:
-        """Restart ``child`` by its strategy, within the restart intensity."""
+    async def _restart(self, child: _Child, pid: int | None, exit: Exit | None) -> None:
+        """Restart ``child`` by its strategy, within the restart intensity.
+
+        ``pid`` and ``exit`` say which process ended how; both are ``None``
+        when this retries a restart whose start failed.
+        """
         if not self.intensity.add(trio.current_time()):
             self.bus.emit(
                 "intensity_exceeded",
@@ -510,15 +521,24 @@ class _Core:
                 self.children.remove(child)
             self.exit = Exit(ExitReason.SHUTDOWN, "reached_max_restart_intensity")
             return
+        why = "retrying a failed start" if exit is None else exit.detail
+        reason = None if exit is None else str(exit.reason)
         backoff = child.spec.backoff or self.flags.backoff
         if backoff is not None:
             delay = backoff.delay(child.attempt)
             child.state = RESTARTING
-            self.bus.emit("restart", self.path, self._name(child), detail=f"in {delay:.3f} s")
+            self.bus.emit(
+                "restart",
+                self.path,
+                self._name(child),
+                pid=pid,
+                reason=reason,
+                detail=f"{why} (restarting in {delay:.3f} s)",
+            )
             assert self._timers is not None
-            self._timers.start_soon(self._later, delay, _TryAgain(child.key))
+            self._timers.start_soon(self._later, delay, _RestartDue(child.key))
             return
-        self.bus.emit("restart", self.path, self._name(child))
+        self.bus.emit("restart", self.path, self._name(child), pid=pid, reason=reason, detail=why)
         await self._apply_plan(child)
 
     async def _later(self, delay: float, message: object) -> None:
@@ -545,15 +565,20 @@ class _Core:
                 return
 
     async def _try_again(self, key: str) -> None:
+        """A restart whose start failed: try again (counted again, as OTP does)."""
         child = self._find(key)
         if child is None or child.state != RESTARTING:
             return  # deleted, terminated or restarted meanwhile: the loop is broken
-        if child.spec.backoff is not None or self.flags.backoff is not None:
-            child.state = STOPPED  # a delayed restart: counted when it was decided
-            self.bus.emit("restart", self.path, self._name(child))
-            await self._apply_plan(child)
+        child.attempt += 1
+        await self._restart(child, None, None)
+
+    async def _restart_due(self, key: str) -> None:
+        """A restart delayed by backoff is due (it was counted when decided)."""
+        child = self._find(key)
+        if child is None or child.state != RESTARTING:
             return
-        await self._restart(child)
+        child.state = STOPPED
+        await self._apply_plan(child)
 
     # -- lookups -----------------------------------------------------------------------
 

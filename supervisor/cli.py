@@ -1,5 +1,8 @@
 """The ``lunatrio`` command.
 
+``lunatrio supervise TREE.toml [--events FILE.jsonl]`` runs a supervision tree
+of Wasm workers declared in TOML (see :mod:`supervisor._tree_file`).
+
 ``lunatrio run [--dir HOST[:GUEST]]... FILE.wasm|FILE.wat [ARGS...]`` runs a
 lunatic program as ``lunatic run`` does (HOSTAPI.md section 1.13): the root
 process, id 1 in environment 1, calls ``_start`` with every permission, the
@@ -16,18 +19,24 @@ exits 0 whatever the root process did (its section 6.12).
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
+from typing import TextIO
 
 import trio
 
 from hostapi.data import ProcessConfig
 
 from ._engine import CompileError
+from ._events import SupervisorEvent
 from ._exit import Exit, ExitReason
-from ._runtime import open_runtime
+from ._runtime import Runtime, open_runtime
+from ._supervisor import StartFailed, run_supervisor
+from ._tree_file import Tree, TreeError, load_tree
 
 __all__ = ["main"]
 
@@ -58,6 +67,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("file", metavar="FILE", help="a .wasm binary or .wat text module")
     run.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS", help="guest arguments")
+    sup = sub.add_parser(
+        "supervise",
+        help="run a supervision tree of Wasm workers declared in a TOML file",
+        description="Run the supervision tree declared in TREE.toml until it stops or is "
+        "interrupted (Ctrl-C stops it in order). Exit status: 0 when stopped by Ctrl-C or "
+        "auto_shutdown, 1 when the root supervisor's restart intensity was exceeded or a "
+        "child failed to start, 2 for bad input.",
+    )
+    sup.add_argument("tree", metavar="TREE.toml", help="the tree (see the README for the format)")
+    sup.add_argument(
+        "--events", metavar="FILE.jsonl", help="write every event as one JSON object per line"
+    )
     return parser
 
 
@@ -98,6 +119,53 @@ async def _run(file: str, args: Sequence[str], dirs: Sequence[str]) -> Exit:
         return await root.wait()
 
 
+async def _supervise(tree_path: str, out: TextIO | None) -> int:
+    async with open_runtime() as rt:
+        try:
+            tree = load_tree(tree_path, rt.load_module)
+        except TreeError as e:
+            raise _UsageError(str(e)) from None
+        return await _run_tree(rt, tree, out)
+
+
+async def _run_tree(rt: Runtime, tree: Tree, out: TextIO | None) -> int:
+    def record(event: SupervisorEvent) -> None:
+        if out is not None:
+            out.write(json.dumps(event.to_json()) + "\n")
+
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+            try:
+                sup = await nursery.start(
+                    run_supervisor, rt, tree.flags, tree.children, tree.name, record
+                )
+            except StartFailed as e:
+                print(f"{PROG}: {e}", file=sys.stderr)
+                return 1
+            for _ in range(tree.instances):
+                try:
+                    await sup.start_child([])
+                except StartFailed as e:
+                    print(f"{PROG}: {e}", file=sys.stderr)
+                    await sup.stop()
+                    return 1
+
+            async def stop_on_signal() -> None:
+                async for _ in signals:
+                    await sup.stop("interrupted")
+                    return
+
+            nursery.start_soon(stop_on_signal)
+            exit = await sup.wait()
+            nursery.cancel_scope.cancel()
+    if exit.detail == "reached_max_restart_intensity":
+        print(
+            f"{PROG}: supervisor {tree.name} stopped: restart intensity exceeded", file=sys.stderr
+        )
+        return 1
+    return 0
+
+
 def _status(exit: Exit) -> int:
     if exit.status is not None and exit.reason in (ExitReason.NORMAL, ExitReason.FAILURE):
         return exit.status
@@ -116,6 +184,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             _check_dirs(ns.dir)
             exit = trio.run(_run, ns.file, ns.args, ns.dir)
             return _status(exit)
+        if ns.command == "supervise":
+            logging.getLogger("supervisor.events").setLevel(logging.INFO)
+            try:
+                out = open(ns.events, "w", buffering=1) if ns.events else None  # noqa: SIM115
+            except OSError as e:
+                raise _UsageError(f"--events {ns.events}: {e.strerror or e}") from None
+            try:
+                return trio.run(_supervise, ns.tree, out)
+            finally:
+                if out is not None:
+                    out.close()
     except _UsageError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2

@@ -61,7 +61,7 @@ async def test_restart_type_decides_what_an_exit_does(
     assert (counts.specs, counts.active) == (specs, 1 if restarted else 0)
     expected: list[tuple[str, str | None, str | None]] = [("child_exited", "c", reason)]
     if restarted:
-        expected += [("restart", "c", None), ("child_started", "c", None)]
+        expected += [("restart", "c", reason), ("child_started", "c", None)]
     assert trace.briefs()[2:] == expected
     assert sup.alive
 
@@ -133,7 +133,7 @@ async def test_one_for_one_escalation_a_child_that_cannot_restart_stops_the_supe
     assert exit.detail == "reached_max_restart_intensity"
     assert trace.briefs("restart", "start_failed", "intensity_exceeded", "child_exited") == [
         ("child_exited", "c1", "failure"),
-        ("restart", "c1", None),
+        ("restart", "c1", "failure"),
         ("start_failed", "c1", None),
         ("intensity_exceeded", "c1", None),
         ("child_exited", "c2", "shutdown"),
@@ -161,7 +161,7 @@ async def test_one_for_all_stops_and_restarts_every_child(
     assert set(after.values()).isdisjoint(before.values())
     assert trace.briefs() == [
         ("child_exited", "c1", "failure"),
-        ("restart", "c1", None),
+        ("restart", "c1", "failure"),
         ("child_exited", "c2", "shutdown"),
         ("child_started", "c1", None),
         ("child_started", "c2", None),
@@ -210,7 +210,7 @@ async def test_one_for_all_other_child_fails_restart_restarts_everything_again(
     await trace.until_count("child_started", "c2", 1)
     assert trace.briefs() == [
         ("child_exited", "c1", "failure"),
-        ("restart", "c1", None),
+        ("restart", "c1", "failure"),
         ("child_exited", "c2", "shutdown"),
         ("child_started", "c1", None),
         ("start_failed", "c2", None),
@@ -244,7 +244,7 @@ async def test_rest_for_one_restarts_the_failed_child_and_the_later_ones(
     assert after["c2"] != before["c2"] and after["c3"] != before["c3"]
     assert trace.briefs() == [
         ("child_exited", "c2", "failure"),
-        ("restart", "c2", None),
+        ("restart", "c2", "failure"),
         ("child_exited", "c3", "shutdown"),
         ("child_started", "c2", None),
         ("child_started", "c3", None),
@@ -365,7 +365,7 @@ async def test_tree_a_crash_restarts_only_the_worker_and_escalation_restarts_the
     await trace.until_count("child_started", "w1", 1)
     assert trace.briefs() == [
         ("child_exited", "w1", "failure"),
-        ("restart", "w1", None),
+        ("restart", "w1", "failure"),
         ("child_started", "w1", None),
     ]
     assert trace.events[0].supervisor == "root/sup1"
@@ -377,7 +377,7 @@ async def test_tree_a_crash_restarts_only_the_worker_and_escalation_restarts_the
     assert ("intensity_exceeded", "w2", None) in trace.briefs()
     assert [e.brief() for e in trace.events if e.supervisor == "root"] == [
         ("child_exited", "sup2", "shutdown"),
-        ("restart", "sup2", None),
+        ("restart", "sup2", "shutdown"),
         ("child_exited", "sup1", "shutdown"),
         ("child_started", "sup1", None),
         ("child_started", "sup2", None),

@@ -316,7 +316,7 @@ async def test_events_reach_subscribers_listeners_and_the_log(
         w.die((await pids(sup))["c"])  # type: ignore[arg-type]
     assert [e.brief() for e in received] == [
         ("child_exited", "c", "failure"),
-        ("restart", "c", None),
+        ("restart", "c", "failure"),
         ("child_started", "c", None),
     ]
     assert received[0].t == pytest.approx(1.5)
@@ -333,5 +333,8 @@ async def test_events_reach_subscribers_listeners_and_the_log(
     assert len(restart) == 1
     assert restart[0].levelno == logging.ERROR
     assert restart[0].error_context == "child_terminated"  # type: ignore[attr-defined]
-    assert "supervisor root: child_terminated c" in restart[0].getMessage()
+    assert restart[0].getMessage() == (
+        f"supervisor root: child_terminated c (pid {received[0].pid}): failure: "
+        "RuntimeError: c crashed"
+    )
     assert trace.events[-1] == received[-1]
