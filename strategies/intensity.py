@@ -34,13 +34,18 @@ class RestartIntensity:
         self._restarts: deque[int] = deque()
 
     def add(self, now: float) -> bool:
-        """Record a restart at time ``now`` (seconds); False if it is one too many."""
+        """Record a restart at time ``now`` (seconds); False if it is one too many.
+
+        Times only grow, so the oldest restarts are at the right end and
+        dropping the expired ones costs nothing per restart on average.
+        """
         second = math.floor(now)
         threshold = second - self.period
-        kept = deque(r for r in self._restarts if r >= threshold)
-        kept.appendleft(second)
-        self._restarts = kept
-        return len(kept) <= self.intensity
+        restarts = self._restarts
+        restarts.appendleft(second)
+        while restarts[-1] < threshold:
+            restarts.pop()
+        return len(restarts) <= self.intensity
 
     @property
     def recent(self) -> tuple[int, ...]:

@@ -33,6 +33,8 @@ from typing import Any, Final
 
 import trio
 
+from ._logs import heard
+
 __all__ = ["EventBus", "SupervisorEvent"]
 
 logger = logging.getLogger("supervisor.events")
@@ -103,7 +105,7 @@ class EventBus:
             trio.current_time() - self.started, event, supervisor, child, pid, reason, detail
         )
         level = KINDS.get(event, logging.INFO)
-        if logger.isEnabledFor(level):
+        if heard(logger, level):
             _log(level, e)
         for listener in self._listeners:
             listener(e)

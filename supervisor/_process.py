@@ -7,11 +7,13 @@ or a fatal link death cancels the process's own cancel scope, so it stops at
 its next checkpoint, which for a Wasm guest is its next blocking host call or
 fuel yield.
 
-The task of a process that may spawn owns a nursery for its children, opened
-around its cancel scope: killing the process stops only its own code, while
-its unlinked children live on (as in lunatic and Erlang) and the task ends
-when they have. Cancelling an enclosing nursery (the runtime shutting down)
-stops the whole subtree, so nothing is ever leaked.
+A process's children run in a nursery of their own, opened at its first
+spawn by a helper task beside the process's task, in the nursery where the
+process itself runs: killing the process (its own cancel scope) stops only its
+code, while its unlinked children live on (as in lunatic and Erlang), and the
+helper ends once the process and its children have. Cancelling an enclosing
+nursery (a subtree, or the runtime shutting down) stops everything below it,
+so nothing is ever leaked. Processes that never spawn pay nothing for this.
 
 The death sequence (:meth:`Process._finish`, section 1.8) runs exactly once:
 remove the process from its environment, tell its links (LinkDied with their
@@ -46,10 +48,12 @@ class Process:
     __slots__ = (
         "_cause",
         "_done",
+        "_opening",
         "cancel_scope",
         "die_when_link_dies",
         "environment",
         "exit",
+        "home",
         "id",
         "links",
         "mailbox",
@@ -72,7 +76,11 @@ class Process:
         self.cancel_scope = trio.CancelScope()
         self.exit: Exit | None = None
         self.registered = False
+        #: Where this process's task runs; its children's nursery lives there too.
+        self.home: trio.Nursery | None = None
+        #: Its children's nursery, opened at the first spawn.
         self.nursery: trio.Nursery | None = None
+        self._opening: trio.Event | None = None
         self._cause: Exit | None = None
         self._done: trio.Event | None = None
 
@@ -168,23 +176,31 @@ class Process:
         for cancellation)."""
         raise NotImplementedError
 
-    def _needs_nursery(self) -> bool:
-        """Whether this process may spawn children (and so needs a nursery)."""
-        return True
-
     def _release(self) -> None:
         """Drop per-process state once the process is dead (subclass hook)."""
 
-    async def run(self) -> None:
-        """The process's Trio task: the body, its death, then its children."""
-        if self._needs_nursery():
-            async with trio.open_nursery() as nursery:
-                self.nursery = nursery
-                await self._live()
-        else:
-            await self._live()
+    async def children_nursery(self) -> trio.Nursery:
+        """The nursery this process's children run in (opened on first use)."""
+        while self.nursery is None:
+            if self._opening is not None:  # another task of this process is opening it
+                await self._opening.wait()
+                continue
+            assert self.home is not None, "the process is not running"
+            self._opening = trio.Event()
+            try:
+                self.nursery = await self.home.start(self._hold_children)
+            finally:
+                self._opening.set()
+                self._opening = None
+        return self.nursery
 
-    async def _live(self) -> None:
+    async def _hold_children(self, task_status: trio.TaskStatus[trio.Nursery]) -> None:
+        async with trio.open_nursery() as nursery:
+            task_status.started(nursery)
+            await self.wait()
+
+    async def run(self) -> None:
+        """The process's Trio task: its body, then its death sequence."""
         exit: Exit | None = None
         try:
             with self.cancel_scope:

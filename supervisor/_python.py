@@ -198,7 +198,7 @@ class Context:
 
     async def spawn_python(self, fn: ProcessFunction, *args: Any, link: int = 0) -> ProcessHandle:
         """Spawn a Python child; ``link`` != 0 links it to this process with that tag."""
-        return self._proc.runtime._spawn_python(self._proc, fn, args, link)
+        return await self._proc.runtime._spawn_python(self._proc, fn, args, link)
 
     async def start_supervisor(
         self,

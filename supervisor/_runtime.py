@@ -22,6 +22,7 @@ from ._environment import Environment
 from ._exit import Exit, ExitReason
 from ._gc import raised_gc_threshold
 from ._handle import ProcessHandle
+from ._logs import heard
 from ._process import Process
 from ._python import ProcessFunction, PythonProcess
 from ._wasm import WasmProcess
@@ -126,7 +127,7 @@ class Runtime:
         self, fn: ProcessFunction, *args: Any, environment: Environment | int | None = None
     ) -> ProcessHandle:
         """Spawn a Python process running ``await fn(context, *args)``."""
-        return self._spawn_python(None, fn, args, 0, self._env(environment))
+        return await self._spawn_python(None, fn, args, 0, self._env(environment))
 
     async def _spawn_wasm_api(
         self,
@@ -198,14 +199,15 @@ class Runtime:
             raise
         try:
             await child.instantiate()
+            nursery = await self._home(parent)
         except BaseException:
             child.store.close()
             self.budget.release()
             raise
-        self._start(child, parent, request.link)
+        self._start(child, parent, request.link, nursery)
         return child
 
-    def _spawn_python(
+    async def _spawn_python(
         self,
         parent: Process | None,
         fn: ProcessFunction,
@@ -216,11 +218,24 @@ class Runtime:
         if not callable(fn):
             raise TypeError(f"a Python process needs an async function, got {fn!r}")
         env = parent.environment if parent is not None else environment or self.default_environment
+        nursery = await self._home(parent)
         child = PythonProcess(self, env, env.allocate_pid(), fn, args)
-        self._start(child, parent, link)
+        self._start(child, parent, link, nursery)
         return ProcessHandle(child)
 
-    def _start(self, child: Process, parent: Process | None, link: int) -> None:
+    async def _home(self, parent: Process | None) -> trio.Nursery:
+        """Where a new process's task will run: its parent's children nursery,
+        or the runtime's root nursery."""
+        if parent is not None:
+            return await parent.children_nursery()
+        if self._nursery is None:
+            raise RuntimeError("the runtime is not running (use `async with open_runtime()`)")
+        return self._nursery
+
+    def _start(
+        self, child: Process, parent: Process | None, link: int, nursery: trio.Nursery
+    ) -> None:
+        """Register, link and start a process in one synchronous step."""
         env = child.environment
         env.processes[child.id] = child
         child.registered = True
@@ -229,11 +244,7 @@ class Runtime:
             # carries the tag, the parent's none.
             child.links[parent.id] = (parent, link)
             parent.links[child.id] = (child, 0)
-        nursery = parent.nursery if parent is not None and parent.nursery is not None else None
-        if nursery is None:
-            nursery = self._nursery
-        if nursery is None:
-            raise RuntimeError("the runtime is not running (use `async with open_runtime()`)")
+        child.home = nursery
         nursery.start_soon(child.run)
 
     # -- acting on processes from Python ----------------------------------------
@@ -315,7 +326,7 @@ class Runtime:
         # request (shutdown) or while the runtime closes is not.
         if exit.reason in (ExitReason.NORMAL, ExitReason.SHUTDOWN) or self._closing:
             return
-        if logger.isEnabledFor(logging.WARNING):
+        if heard(logger, logging.WARNING):
             verb = "was killed" if exit.reason is ExitReason.KILLED else "failed"
             logger.warning(
                 "Process %d %s, notifying: %d links (%s)", proc.id, verb, len(proc.links), exit

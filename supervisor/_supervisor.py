@@ -859,7 +859,7 @@ async def start_supervisor(
         handle = await runtime.spawn_python(_supervisor_main, core)
     else:
         core.parent = parent.id
-        handle = runtime._spawn_python(parent, _supervisor_main, (core,), next(core._tags))
+        handle = await runtime._spawn_python(parent, _supervisor_main, (core,), next(core._tags))
     await core.started.wait()
     if core.start_error is not None:
         await handle.wait()

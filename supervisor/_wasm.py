@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 import outcome
 import trio
@@ -36,8 +36,6 @@ __all__ = ["WasmProcess", "describe_failure"]
 
 logger = logging.getLogger("supervisor.wasm")
 
-_SPAWN: Final = ("lunatic::process", "spawn")
-_GET_OR_SPAWN: Final = ("lunatic::process", "get_or_spawn")
 _checkpoint = trio.lowlevel.checkpoint
 
 
@@ -204,11 +202,6 @@ class WasmProcess(Process):
             )
         self.store.instantiated()
         self.initialized = True
-
-    def _needs_nursery(self) -> bool:
-        # Only a module that imports a spawn function can have children.
-        imports = self.module.imports
-        return _SPAWN in imports or _GET_OR_SPAWN in imports
 
     async def _body(self) -> Exit:
         sig = self.module.functions.get(self.entry, _MISSING)
