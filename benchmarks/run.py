@@ -15,7 +15,10 @@ figure that counts is the ratio to the floor:
   Wasm (p50, p99);
 * ``cpu``: a CPU-bound export run as a process, against the same export
   called synchronously through wasmtime-py on an engine with default settings
-  (an arithmetic loop and a memory-heavy loop).
+  (an arithmetic loop and a memory-heavy loop);
+* ``restart``: restarts per second and restart latency (crash to new child
+  running) of a crashing child under a one_for_one supervisor, Python and Wasm,
+  against a hand-rolled plain-Trio restart loop.
 """
 
 from __future__ import annotations
@@ -349,6 +352,119 @@ def bench_cpu(iterations: int) -> list[Row]:
     return rows
 
 
+# -- supervision: restarts ------------------------------------------------------------------
+
+CRASH_WAT = '(module (memory (export "memory") 1) (func (export "crash") unreachable))'
+
+
+def _percentiles(lat: list[float]) -> str:
+    lat = sorted(lat)
+    p50 = statistics.median(lat) * 1e6
+    p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1e6
+    return f"p50 {p50:.0f} us / p99 {p99:.0f} us"
+
+
+def bench_restart(n: int) -> list[Row]:
+    async def plain_trio() -> tuple[float, list[float]]:
+        # a hand-rolled restart loop: run the child in a nursery, restart on error
+        lat: list[float] = []
+        crashed = [0.0]
+
+        async def child() -> None:
+            if crashed[0]:
+                lat.append(time.perf_counter() - crashed[0])
+            crashed[0] = time.perf_counter()
+            raise RuntimeError("crash")
+
+        start = time.perf_counter()
+        for _ in range(n):
+            try:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(child)
+            except* RuntimeError:
+                pass
+        return n / (time.perf_counter() - start), lat
+
+    async def python_children() -> tuple[float, list[float]]:
+        lat: list[float] = []
+        crashed = [0.0]
+        count = [0]
+        done = trio.Event()
+
+        async def child(ctx: Context) -> None:
+            if crashed[0]:
+                lat.append(time.perf_counter() - crashed[0])
+            count[0] += 1
+            if count[0] > n:
+                done.set()
+                await trio.sleep_forever()
+            crashed[0] = time.perf_counter()
+            raise RuntimeError("crash")
+
+        flags = supervisor.SupervisorFlags(intensity=10**9, period=1)
+        spec = supervisor.ChildSpec("c", supervisor.PythonChild(child))
+        async with supervisor.open_runtime() as rt:
+            start = time.perf_counter()
+            sup = await supervisor.start_supervisor(rt, flags, [spec])
+            await done.wait()
+            rate = n / (time.perf_counter() - start)
+            await sup.stop()
+        return rate, lat
+
+    async def wasm_children() -> tuple[float, list[float]]:
+        # crash to restart, measured between the supervisor's events
+        lat: list[float] = []
+        exited = [0.0]
+        done = trio.Event()
+        started = [0]
+
+        def listen(e: supervisor.SupervisorEvent) -> None:
+            if e.event == "child_exited":
+                exited[0] = time.perf_counter()
+            elif e.event == "child_started":
+                started[0] += 1
+                if exited[0]:
+                    lat.append(time.perf_counter() - exited[0])
+                if started[0] > n:
+                    done.set()
+
+        flags = supervisor.SupervisorFlags(intensity=10**9, period=1)
+        async with supervisor.open_runtime() as rt:
+            spec = supervisor.ChildSpec(
+                "c", supervisor.WasmChild(rt.compile_module(CRASH_WAT), "crash")
+            )
+            start = time.perf_counter()
+            sup = await supervisor.start_supervisor(rt, flags, [spec], events=listen)
+            await done.wait()
+            rate = n / (time.perf_counter() - start)
+            await sup.stop()
+        return rate, lat
+
+    floor, floor_lat = max((trio.run(plain_trio) for _ in range(3)), key=lambda r: r[0])
+    py, py_lat = max((trio.run(python_children) for _ in range(3)), key=lambda r: r[0])
+    wasm, wasm_lat = max((trio.run(wasm_children) for _ in range(3)), key=lambda r: r[0])
+    return [
+        (
+            f"restarts, one_for_one, N={n}",
+            "plain-Trio restart loop",
+            f"{floor:,.0f}/s",
+            f"floor; {_percentiles(floor_lat)}",
+        ),
+        (
+            "",
+            "Python children",
+            f"{py:,.0f}/s",
+            f"{py / floor:.0%} (target >= 50%); {_percentiles(py_lat)}",
+        ),
+        (
+            "",
+            "Wasm children",
+            f"{wasm:,.0f}/s",
+            f"{wasm / floor:.0%}; exit to restart {_percentiles(wasm_lat)}",
+        ),
+    ]
+
+
 BENCHMARKS: dict[str, tuple[Callable[[int], list[Row]], int, int]] = {
     # name: (function, N, quick N)
     "spawn": (bench_spawn, 10_000, 2_000),
@@ -357,6 +473,7 @@ BENCHMARKS: dict[str, tuple[Callable[[int], list[Row]], int, int]] = {
     "pingpong": (bench_pingpong, 50_000, 5_000),
     "kill": (bench_kill, 200, 50),
     "cpu": (bench_cpu, 300_000_000, 30_000_000),
+    "restart": (bench_restart, 10_000, 1_000),
 }
 
 
