@@ -46,3 +46,20 @@ def test_demo_prints_one_link_died_and_a_process_died_per_worker(demo_wasm: path
     )
     assert lines[-1] == "root: all 4 workers are gone"
     assert "Process 4 failed, notifying: 1 links" in r.stderr
+
+
+async def test_the_python_supervision_example_restarts_and_stops_in_order(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("supervise_example", EXAMPLES / "supervise.py")
+    assert spec is not None and spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    await example.main(0.7)
+    lines = capsys.readouterr().out.splitlines()
+    assert any("restart" in line and "flaky (failure)" in line for line in lines)
+    stops = [line.split()[-2] for line in lines if "child_exited" in line and "(shutdown)" in line]
+    assert stops[-3:] == ["cache", "flaky", "api"]
+    assert lines[-1].split()[1:] == ["root", "supervisor_stopped", "-", "(shutdown)"]
