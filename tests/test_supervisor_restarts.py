@@ -37,7 +37,12 @@ CASES = [
 # A Wasm guest cannot exit with reason shutdown (lunatic has no such reason).
 @pytest.mark.parametrize(
     ("kind", "restart", "how", "restarted", "specs"),
-    [(k, *case) for case in CASES for k in KINDS if not (k == "wasm" and case[1] == "shutdown")],
+    [
+        pytest.param(k, *case, id=f"{k}-{case[0]}_{case[1]}")  # the SUITE's case names
+        for case in CASES
+        for k in KINDS
+        if not (k == "wasm" and case[1] == "shutdown")
+    ],
 )
 async def test_restart_type_decides_what_an_exit_does(
     runtime: supervisor.Runtime,
@@ -294,7 +299,7 @@ async def test_rest_for_one_other_child_fails_restart_retries_from_that_child(
 
 
 @pytest.mark.parametrize("strategy", ["one_for_all", "rest_for_one"])
-async def test_temporary_bystanders_are_removed_and_do_not_burn_intensity(
+async def test_temporary_bystander_is_removed_and_does_not_burn_intensity(
     runtime: supervisor.Runtime, autojump_clock: trio.testing.MockClock, strategy: str
 ) -> None:
     w = Workers("python", runtime)

@@ -137,6 +137,11 @@ def test_flag_defaults_follow_otp() -> None:
     )
 
 
+def test_significant_simple_auto_shutdown_is_refused_for_simple_one_for_one() -> None:
+    with pytest.raises(SupervisorFlagsError, match="bad combination"):
+        SupervisorFlags("simple_one_for_one", auto_shutdown="all_significant")
+
+
 def test_simple_one_for_one_needs_exactly_one_spec() -> None:
     with pytest.raises(SupervisorFlagsError, match="exactly one child spec"):
         SupervisorChild(SupervisorFlags("simple_one_for_one"), [])
@@ -157,7 +162,13 @@ def _sig(w: Workers, cid: str, restart: str, significant: bool = True) -> ChildS
     return ChildSpec(spec.id, spec.start, restart=restart, significant=significant)
 
 
-@pytest.mark.parametrize("restart", ["temporary", "transient"])
+@pytest.mark.parametrize(
+    "restart",
+    [
+        pytest.param("temporary", id="nonsignificant_temporary"),
+        pytest.param("transient", id="nonsignificant_transient"),
+    ],
+)
 async def test_nonsignificant_children_never_shut_the_supervisor_down(
     runtime: supervisor.Runtime, autojump_clock: trio.testing.MockClock, restart: str
 ) -> None:
@@ -177,13 +188,14 @@ async def test_nonsignificant_children_never_shut_the_supervisor_down(
 @pytest.mark.parametrize(
     ("restart", "how", "shuts_down"),
     [
-        ("temporary", "stop", True),
-        ("temporary", "die", True),
-        ("transient", "stop", True),
-        ("transient", "die", False),  # restarted, not "exited by itself"
+        pytest.param("temporary", "stop", True, id="significant_temporary-normal"),
+        pytest.param("temporary", "die", True, id="significant_temporary-abnormal"),
+        pytest.param("transient", "stop", True, id="significant_transient-normal"),
+        # restarted, so not "exited by itself"
+        pytest.param("transient", "die", False, id="significant_transient-abnormal"),
     ],
 )
-async def test_a_significant_child_exiting_by_itself_shuts_down_any_significant(
+async def test_significant_child_exiting_by_itself_shuts_down_any_significant(
     runtime: supervisor.Runtime,
     autojump_clock: trio.testing.MockClock,
     kind: str,
@@ -229,7 +241,7 @@ async def test_all_significant_waits_for_every_significant_child(
     assert (await sup.wait()).detail == "auto_shutdown"
 
 
-async def test_significant_bystanders_and_api_terminations_do_not_shut_down(
+async def test_significant_bystander_and_api_terminations_do_not_shut_down(
     runtime: supervisor.Runtime, autojump_clock: trio.testing.MockClock
 ) -> None:
     w = Workers("python", runtime)
