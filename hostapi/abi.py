@@ -26,6 +26,8 @@ __all__ = [
     "MASK32",
     "MASK64",
     "TIMEOUT",
+    "CallGuest",
+    "GuestExit",
     "HostFunctionSpec",
     "HostTrap",
     "Namespace",
@@ -52,6 +54,16 @@ class HostTrap(Exception):
     """
 
 
+class GuestExit(HostTrap):
+    """Raised when a nested call ended in WASI ``proc_exit(status)``: the exit
+    ends the whole process instead of being swallowed (HOSTAPI.md correction 3
+    allows this fix; lunatic's ``catch`` returns 0 instead)."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"proc_exit({status}) inside a nested call")
+        self.status = status
+
+
 class Suspend:
     """A blocking host call's request to await something on the Trio side.
 
@@ -75,6 +87,38 @@ class Suspend:
         self.args = args
         self.finish = finish
         self.finish_args = finish_args
+
+
+class CallGuest:
+    """A blocking host call's request to call back into the guest.
+
+    The guest's export ``export`` is called with ``args`` (of types
+    ``params``) as a nested call on the caller's fiber stack, while the host
+    call waits; the nested guest may itself block, yield or trap. Then
+    ``finish(*finish_args, result)`` receives its :class:`hostapi.ffi.CallResult`
+    and returns the host call's Wasm result (or raises :class:`HostTrap`). A
+    missing export, or one that is not a function, traps with ``missing``.
+    This is how ``lunatic::trap::catch`` and the ``lunatic_alloc`` callbacks work.
+    """
+
+    __slots__ = ("args", "export", "finish", "finish_args", "missing", "params", "results")
+
+    def __init__(
+        self,
+        export: str,
+        args: tuple[int, ...],
+        sig: FuncSig,
+        finish: Callable[..., int | float | None],
+        finish_args: tuple[Any, ...] = (),
+        missing: str = "",
+    ) -> None:
+        self.export = export
+        self.args = args
+        self.params = sig.params
+        self.results = sig.results
+        self.finish = finish
+        self.finish_args = finish_args
+        self.missing = missing or f"the guest has no exported function {export!r}"
 
 
 def lookup_trap(context: str) -> HostTrap:

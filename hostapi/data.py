@@ -201,6 +201,18 @@ class ProcessConfig:
             preopens=self.preopens,
         )
 
+    def add_env(self, key: str, value: str) -> None:
+        self.env.append((key, value))
+        self._wasi = None
+
+    def add_arg(self, arg: str) -> None:
+        self.args.append(arg)
+        self._wasi = None
+
+    def add_preopen(self, guest: str, host: str) -> None:
+        self.preopens.append((guest, host))
+        self._wasi = None
+
     @property
     def fuel(self) -> int | None:
         """The wasmtime fuel budget, or ``None`` for unlimited."""

@@ -56,7 +56,7 @@ import outcome
 import wasmtime
 from wasmtime import _bindings as _b
 
-from .abi import HostTrap, Suspend
+from .abi import CallGuest, GuestExit, HostTrap, Suspend
 from .signatures import FuncSig, ValType
 from .wasmbin import read_module_info
 
@@ -115,6 +115,7 @@ _instance_export_get = _proto(
 _caller_export_get = _proto(
     "wasmtime_caller_export_get", c_bool, c_void_p, c_char_p, c_size_t, c_void_p
 )
+_caller_context = _proto("wasmtime_caller_context", c_void_p, c_void_p)
 _func_call_async = _proto(
     "wasmtime_func_call_async",
     c_void_p,
@@ -868,6 +869,8 @@ def _trap_address(owner: Any, name: str, exc: BaseException) -> int:
         message = f"host function {name} failed: {type(exc).__name__}: {exc}"
     if owner is not None:
         owner.last_trap = message
+        if isinstance(exc, GuestExit):
+            owner.exit_status = exc.status
     data = message.encode("utf-8", "replace")
     trap: int = _trap_new(data, len(data))
     return trap
@@ -949,6 +952,8 @@ def trampoline(env, caller, args, nargs, results, nresults, trap_ret, cont,
             cont[0] = _CONT
             cont[1] = p.id
             cont[2] = _FIN
+        elif type(r) is CallGuest:
+            _start_nested(caller, r, proc, results, _kinds, trap_ret, cont, _name)
         else:
 {store}            pass
     except BaseException as e:
@@ -1024,13 +1029,116 @@ def _ready(_key: int) -> bool:
     return True
 
 
-_callbacks = (_CONT_T(_continuation), _FINALIZER_T(_finalize), _CONT_T(_ready))
+class _Nested:
+    """A nested call into the guest, made from inside a host call."""
+
+    __slots__ = ("call", "fiber", "kinds", "name", "owner", "results", "trap_ret")
+
+    def __init__(
+        self,
+        fiber: Fiber,
+        call: CallGuest,
+        owner: Any,
+        results: Any,
+        kinds: tuple[ValType, ...],
+        trap_ret: Any,
+        name: str,
+    ) -> None:
+        self.fiber = fiber
+        self.call = call
+        self.owner = owner
+        self.results = results
+        self.kinds = kinds
+        self.trap_ret = trap_ret
+        self.name = name
+
+
+_nested: dict[int, _Nested] = {}
+
+
+def _start_nested(
+    caller: int,
+    call: CallGuest,
+    owner: Any,
+    results: Any,
+    kinds: tuple[ValType, ...],
+    trap_ret: Any,
+    cont: Any,
+    name: str,
+) -> None:
+    """Start ``call`` on the caller's store; its continuation polls it."""
+    ext = (c_uint8 * _EXTERN_SIZE)()
+    nm = call.export.encode()
+    if not _caller_export_get(caller, nm, len(nm), ext) or ext[0] != _EXTERN_FUNC:
+        raise HostTrap(call.missing)
+    n = len(call.params)
+    argv = (_b.wasmtime_val_t * max(n, 1))()
+    for i, (kind, value) in enumerate(zip(call.params, call.args, strict=True)):
+        _set_val(argv[i], kind, value)
+    nres = len(call.results)
+    res = (_b.wasmtime_val_t * max(nres, 1))()
+    fiber = Fiber(0, (ext, argv), res, call.results)
+    fiber._fut = _func_call_async(
+        _caller_context(caller),
+        addressof(ext) + _EXTERN_OF,
+        addressof(argv),
+        n,
+        addressof(res),
+        nres,
+        addressof(fiber._trap),
+        addressof(fiber._err),
+    )
+    key = next(_pending_ids)
+    _nested[key] = _Nested(fiber, call, owner, results, kinds, trap_ret, name)
+    cont[0] = _NEST_CONT
+    cont[1] = key
+    cont[2] = _NEST_FIN
+
+
+def _nested_continuation(key: int) -> bool:
+    # Polls the nested call; while it is suspended (or yielded its fuel) the
+    # outer poll returns False, and the driver serves whatever it waits for.
+    n = _nested.get(key)
+    if n is None or not n.fiber._fut:
+        return True
+    try:
+        if not _future_poll(n.fiber._fut):
+            return False
+        result = n.fiber.result()
+        n.fiber.close()
+        c = n.call
+        value = c.finish(*c.finish_args, result)
+        if n.kinds:
+            n.results[0] = int(n.kinds[0])
+            n.results[_VAL_OFFSET] = _WRITERS[n.kinds[0]](value)
+    except BaseException as e:
+        n.trap_ret[0] = _trap_address(n.owner, n.name, e)
+    return True
+
+
+def _nested_finalize(key: int) -> None:
+    # Dropped after completion, or when the outer call is deleted while the
+    # nested one is suspended (a kill): unwind the nested fiber first.
+    n = _nested.pop(key, None)
+    if n is not None:
+        n.fiber.close()
+
+
+_callbacks = (
+    _CONT_T(_continuation),
+    _FINALIZER_T(_finalize),
+    _CONT_T(_ready),
+    _CONT_T(_nested_continuation),
+    _FINALIZER_T(_nested_finalize),
+)
 _CONT: Final = _address(_callbacks[0])
 _FIN: Final = _address(_callbacks[1])
 _READY: Final = _address(_callbacks[2])
+_NEST_CONT: Final = _address(_callbacks[3])
+_NEST_FIN: Final = _address(_callbacks[4])
 _KEEP.extend([*_callbacks, _sink_write_cb, _sink_release_cb])
 
 
 def live_pending() -> int:
-    """Number of suspended host calls (for leak tests)."""
-    return len(_pending)
+    """Number of suspended host calls and nested calls (for leak tests)."""
+    return len(_pending) + len(_nested)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-from . import error, message, process
+from . import distributed, error, message, metrics, process, registry, timer, trap, version, wasi
 from .abi import HostFunctionSpec, HostTrap, Namespace
 from .ffi import Linker
 from .signatures import APPENDIX_A
@@ -18,7 +18,18 @@ from .signatures import APPENDIX_A
 __all__ = ["IMPLEMENTED", "define_all", "unsupported"]
 
 #: The namespace modules, in the order HOSTAPI.md lists them.
-_NAMESPACES: tuple[Namespace, ...] = (error.namespace, message.namespace, process.namespace)
+_NAMESPACES: tuple[Namespace, ...] = (
+    error.namespace,
+    message.namespace,
+    process.namespace,
+    registry.namespace,
+    timer.namespace,
+    version.namespace,
+    trap.namespace,
+    wasi.namespace,
+    distributed.namespace,
+    metrics.namespace,
+)
 
 
 def _implemented() -> dict[tuple[str, str], HostFunctionSpec]:

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from .data import Message, ProcessConfig, ResourceTable, SpawnRequest
 from .ffi import GuestMemory, Module
 
-__all__ = ["HostEnvironment", "HostProcess", "SpawnError"]
+__all__ = ["HostEnvironment", "HostProcess", "MetricsSink", "SpawnError"]
 
 
 class SpawnError(Exception):
@@ -36,12 +36,36 @@ class HostEnvironment(Protocol):
 
     def registry_get(self, name: str) -> tuple[int, int] | None: ...
 
+    def registry_put(self, name: str, node: int, pid: int) -> None: ...
+
+    def registry_remove(self, name: str) -> None: ...
+
+    def registry_busy(self) -> bool:
+        """Whether a ``get_or_spawn`` holds the registry (calls must wait)."""
+        ...
+
+    async def registry_wait(self) -> None: ...
+
+
+class MetricsSink(Protocol):
+    """Where ``lunatic::metrics`` records."""
+
+    def counter(self, name: str, value: int) -> None: ...
+
+    def gauge(self, name: str, value: float) -> None: ...
+
+    def add_to_gauge(self, name: str, delta: float) -> None: ...
+
+    def histogram(self, name: str, value: float) -> None: ...
+
 
 class HostProcess(Protocol):
     """A Wasm process as its host functions see it."""
 
     memory: GuestMemory
     last_trap: str | None
+    #: Set when a nested call ended in ``proc_exit``: the process exits so.
+    exit_status: int | None
     scratch: Message | None
     errors: ResourceTable[str]
     modules: ResourceTable[Module]
@@ -57,6 +81,9 @@ class HostProcess(Protocol):
     def config(self) -> ProcessConfig:
         """The config this process was spawned with (never changed)."""
         ...
+
+    @property
+    def metrics(self) -> MetricsSink: ...
 
     @property
     def module(self) -> Module:
@@ -84,6 +111,14 @@ class HostProcess(Protocol):
     async def wait_message(self, tags: Sequence[int], timeout: float | None) -> Message | None:
         """Wait for a matching message to arrive from now on (the queue has just
         been searched); ``None`` after ``timeout`` seconds."""
+        ...
+
+    def send_after(self, pid: int, delay_ms: int, message: Message) -> int:
+        """Deliver ``message`` to ``pid`` (looked up now) later; a timer id."""
+        ...
+
+    def cancel_timer(self, timer_id: int) -> bool:
+        """Cancel a pending timer of this process; False if there is none."""
         ...
 
     # -- signals ------------------------------------------------------------

@@ -224,6 +224,7 @@ class Process:
         self.exit = exit
         if self.registered:
             del self.environment.processes[self.id]
+            self.environment.registry_drop(self.id)
         self.runtime._process_exited(self, exit)
         links, self.links = self.links, {}
         for peer, tag in links.values():

@@ -23,8 +23,10 @@ from ._exit import Exit, ExitReason
 from ._gc import raised_gc_threshold
 from ._handle import ProcessHandle
 from ._logs import heard
+from ._metrics import Metrics
 from ._process import Process
 from ._python import ProcessFunction, PythonProcess
+from ._timers import Timer, TimerService
 from ._wasm import WasmProcess
 
 __all__ = ["Runtime", "open_runtime"]
@@ -55,6 +57,9 @@ class Runtime:
         self._nursery: trio.Nursery | None = None
         self._closing = False
         self._supervisors: list[_Stoppable] = []
+        self.timers = TimerService()
+        #: What guests record through ``lunatic::metrics``.
+        self.metrics = Metrics()
 
     # -- environments ----------------------------------------------------------
 
@@ -331,6 +336,11 @@ class Runtime:
             logger.warning(
                 "Process %d %s, notifying: %d links (%s)", proc.id, verb, len(proc.links), exit
             )
+
+    def _schedule(self, delay: float, target: Process | None, message: Message) -> Timer:
+        if self._nursery is None:
+            raise RuntimeError("the runtime is not running")
+        return self.timers.schedule(self._nursery, delay, target, message)
 
     def _store_released(self) -> None:
         self.budget.release()

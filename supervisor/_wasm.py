@@ -30,6 +30,7 @@ from ._process import Process
 if TYPE_CHECKING:
     from ._capture import CaptureStream
     from ._environment import Environment
+    from ._metrics import Metrics
     from ._runtime import Runtime
 
 __all__ = ["WasmProcess", "describe_failure"]
@@ -65,6 +66,7 @@ class WasmProcess(Process):
         "_resources",
         "config",
         "entry",
+        "exit_status",
         "initialized",
         "last_trap",
         "memory",
@@ -97,6 +99,7 @@ class WasmProcess(Process):
         self.stderr = stderr
         self.initialized = False
         self.last_trap: str | None = None
+        self.exit_status: int | None = None
         self.scratch: Message | None = None
         self.result: outcome.Outcome[tuple[Any, ...]] | None = None
         self._errors: ResourceTable[str] | None = None
@@ -120,6 +123,10 @@ class WasmProcess(Process):
             stderr=stderr,
         )
         self.memory = self.store.memory
+
+    @property
+    def metrics(self) -> Metrics:
+        return self.runtime.metrics
 
     # -- resource tables (created on first use) --------------------------------
 
@@ -222,6 +229,9 @@ class WasmProcess(Process):
         if fiber is None:
             return self._failed(f"Function '{self.entry}' not found")
         result = await self.run_fiber(fiber)
+        if result.kind == "error" and self.exit_status is not None:
+            # proc_exit inside a nested call (lunatic::trap::catch)
+            result = ffi.CallResult("exit", status=self.exit_status)
         if result.kind == "ok":
             self.result = outcome.Value(result.values)
             return NORMAL_EXIT
@@ -245,13 +255,26 @@ class WasmProcess(Process):
         self._errors = self._modules = self._configs = None
         resources, self._resources = self._resources, None
         if resources:
-            for table in resources.values():
+            for kind, table in resources.items():
                 for item in table.clear():
                     close = getattr(item, "close", None)
-                    if close is not None:
+                    if close is not None and kind != "timer":  # timers outlive the process
                         close()
         self.store.close()
         self.runtime._store_released()
+
+    # -- timers -------------------------------------------------------------------
+
+    def send_after(self, pid: int, delay_ms: int, message: Message) -> int:
+        table = self.resources("timer")
+        timer = self.runtime._schedule(delay_ms / 1000, self.environment.get(pid), message)
+        timer_id = table.add(timer)
+        timer.on_fire = lambda: table.remove(timer_id)
+        return timer_id
+
+    def cancel_timer(self, timer_id: int) -> bool:
+        timer = self.resources("timer").remove(timer_id)
+        return timer is not None and timer.cancel()
 
     # -- HostProcess operations that the driver awaits --------------------------
 
@@ -280,7 +303,7 @@ class WasmProcess(Process):
             if found is not None:
                 return (2, found[0], found[1])
             child = await self.runtime._spawn_wasm(self, request)
-            env.registry[name] = (0, child.id)
+            env.registry_put(name, 0, child.id)
             return (0, 0, child.id)
 
 
