@@ -177,16 +177,24 @@ class ProcessConfig:
 
     @classmethod
     def for_run(cls, program: str, args: Sequence[str], dirs: Sequence[str] = ()) -> ProcessConfig:
-        """The root config of ``lunatic run`` (HOSTAPI.md section 1.13)."""
+        """The root config of ``lunatic run`` (HOSTAPI.md section 1.13): WASI
+        arguments ``[basename of program, *args]``."""
+        return cls._root([os.path.basename(program), *args], dirs)
+
+    @classmethod
+    def for_test(cls, args: Sequence[str], dirs: Sequence[str] = ()) -> ProcessConfig:
+        """The config of every test of the test mode (section 1.13): as for
+        ``run``, but the WASI arguments are only ``args``."""
+        return cls._root(list(args), dirs)
+
+    @classmethod
+    def _root(cls, args: list[str], dirs: Sequence[str]) -> ProcessConfig:
+        # every permission, the host's environment, "." and each HOST[:GUEST] preopened
         preopens = [(".", ".")]
         for d in dirs:
             host, _, guest = d.partition(":")
             preopens.append((guest or host, host))
-        return cls.privileged(
-            args=[os.path.basename(program), *args],
-            env=sorted(os.environ.items()),
-            preopens=preopens,
-        )
+        return cls.privileged(args=args, env=sorted(os.environ.items()), preopens=preopens)
 
     def copy(self) -> ProcessConfig:
         """An independent copy (what a spawn hands to the child)."""

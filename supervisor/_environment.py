@@ -26,7 +26,7 @@ class Environment:
     meantime to another process stays.
     """
 
-    __slots__ = ("_lock", "_names", "_next_pid", "id", "processes", "registry")
+    __slots__ = ("_lock", "_names", "_next_pid", "abandoned", "id", "processes", "registry")
 
     def __init__(self, env_id: int) -> None:
         self.id = env_id
@@ -35,6 +35,8 @@ class Environment:
         self.registry: dict[str, tuple[int, int]] = {}
         self._names: dict[int, set[str]] = {}  # local pid -> names registered to it
         self._lock: trio.Lock | None = None
+        #: Set by :meth:`Runtime.abandon`: its processes end without a word.
+        self.abandoned = False
 
     def allocate_pid(self) -> int:
         pid = self._next_pid

@@ -324,12 +324,38 @@ class Runtime:
             return p if p.alive else None
         return self._env(environment).processes.get(pid)
 
+    async def abandon(self, environment: Environment) -> None:
+        """Kill every process of ``environment`` silently and wait until they are gone.
+
+        No LinkDied, no ProcessDied and no log line: the environment is being
+        discarded as a whole (the test mode does this to a finished test's
+        leftover processes, HOSTAPI.md correction 2). Processes spawned into it
+        meanwhile are killed too. The environment stays usable afterwards.
+        """
+        environment.abandoned = True
+        try:
+            while environment.processes:
+                procs = list(environment.processes.values())
+                for p in procs:
+                    p.links.clear()
+                    p.monitors.clear()
+                for p in procs:
+                    p.terminate(Exit(ExitReason.KILLED, "abandoned"))
+                for p in procs:
+                    await p.wait()
+        finally:
+            environment.abandoned = False
+
     # -- bookkeeping ------------------------------------------------------------
 
     def _process_exited(self, proc: Process, exit: Exit) -> None:
         # Failures and kills are logged as lunatic logs them; an exit on
         # request (shutdown) or while the runtime closes is not.
-        if exit.reason in (ExitReason.NORMAL, ExitReason.SHUTDOWN) or self._closing:
+        if (
+            exit.reason in (ExitReason.NORMAL, ExitReason.SHUTDOWN)
+            or self._closing
+            or proc.environment.abandoned
+        ):
             return
         if heard(logger, logging.WARNING):
             verb = "was killed" if exit.reason is ExitReason.KILLED else "failed"
