@@ -18,7 +18,13 @@ figure that counts is the ratio to the floor:
   (an arithmetic loop and a memory-heavy loop);
 * ``restart``: restarts per second and restart latency (crash to new child
   running) of a crashing child under a one_for_one supervisor, Python and Wasm,
-  against a hand-rolled plain-Trio restart loop.
+  against a hand-rolled plain-Trio restart loop;
+* ``latency``: what lunatic-rs's tests budget 5-10 ms for (HOSTAPI.md
+  correction 7), timed by the guests themselves, alone and 50 at once:
+  spawn to the child's first message, a linked child's trap to the parent's
+  LinkDied, a 1 ms ``send_after`` to its delivery, each against the same
+  exchange between plain Trio tasks; and ``read_data`` of one byte (what
+  JSON decoding does per byte, correction 6) against the cheapest host call.
 """
 
 from __future__ import annotations
@@ -465,6 +471,194 @@ def bench_restart(n: int) -> list[Row]:
     ]
 
 
+# -- latencies lunatic-rs relies on -----------------------------------------------------
+
+LATENCY_WAT = """(module
+  (import "wasi_snapshot_preview1" "clock_time_get"
+    (func $clock (param i32 i64 i32) (result i32)))
+  (import "lunatic::process" "spawn"
+    (func $spawn (param i64 i64 i64 i32 i32 i32 i32 i32) (result i32)))
+  (import "lunatic::process" "die_when_link_dies" (func $trap_links (param i32)))
+  (import "lunatic::process" "process_id" (func $me (result i64)))
+  (import "lunatic::message" "create_data" (func $create (param i64 i64)))
+  (import "lunatic::message" "write_data" (func $write (param i32 i32) (result i32)))
+  (import "lunatic::message" "read_data" (func $read (param i32 i32) (result i32)))
+  (import "lunatic::message" "seek_data" (func $seek (param i64)))
+  (import "lunatic::message" "send" (func $send (param i64) (result i32)))
+  (import "lunatic::message" "receive" (func $receive (param i32 i32 i64) (result i32)))
+  (import "lunatic::timer" "send_after" (func $send_after (param i64 i64) (result i64)))
+  (import "lunatic::version" "major" (func $major (result i32)))
+  (memory (export "memory") 2)
+  (data (i32.const 0) "reply")
+  (data (i32.const 8) "crash")
+  (func $now (result i64)
+    (drop (call $clock (i32.const 1) (i64.const 1) (i32.const 16)))
+    (i64.load (i32.const 16)))
+  ;; children
+  (func (export "reply") (param $to i64)
+    (call $create (i64.const 0) (i64.const 0))
+    (drop (call $send (local.get $to))))
+  (func (export "crash") unreachable)
+  (func $spawn_child (param $link i64) (param $name i32) (param $with_me i32)
+    (i32.store8 (i32.const 32) (i32.const 0x7e))
+    (i64.store (i32.const 33) (call $me))
+    (i64.store (i32.const 41) (i64.const 0))
+    (drop (call $spawn (local.get $link) (i64.const -1) (i64.const -1)
+                       (local.get $name) (i32.const 5)
+                       (i32.const 32) (i32.mul (local.get $with_me) (i32.const 17))
+                       (i32.const 24))))
+  ;; drivers: n samples of nanoseconds at 4096 + 8 i, sent to $to at the end
+  (func $report (param $to i64) (param $n i32)
+    (call $create (i64.const 0) (i64.const 0))
+    (drop (call $write (i32.const 4096) (i32.shl (local.get $n) (i32.const 3))))
+    (drop (call $send (local.get $to))))
+  (func (export "spawn") (param $to i64) (param $n i32)
+    (local $i i32) (local $t i64)
+    (loop $l
+      (local.set $t (call $now))
+      (call $spawn_child (i64.const 0) (i32.const 0) (i32.const 1))
+      (drop (call $receive (i32.const 0) (i32.const 0) (i64.const -1)))
+      (i64.store (i32.add (i32.const 4096) (i32.shl (local.get $i) (i32.const 3)))
+                 (i64.sub (call $now) (local.get $t)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (local.get $n))))
+    (call $report (local.get $to) (local.get $n)))
+  (func (export "link") (param $to i64) (param $n i32)
+    (local $i i32) (local $t i64)
+    (call $trap_links (i32.const 0))
+    (loop $l
+      (local.set $t (call $now))
+      (call $spawn_child (i64.const 7) (i32.const 8) (i32.const 0))
+      (if (i32.ne (call $receive (i32.const 0) (i32.const 0) (i64.const -1)) (i32.const 1))
+        (then unreachable))
+      (i64.store (i32.add (i32.const 4096) (i32.shl (local.get $i) (i32.const 3)))
+                 (i64.sub (call $now) (local.get $t)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (local.get $n))))
+    (call $report (local.get $to) (local.get $n)))
+  (func (export "timer") (param $to i64) (param $n i32)
+    (local $i i32) (local $t i64)
+    (loop $l
+      (local.set $t (call $now))
+      (call $create (i64.const 0) (i64.const 0))
+      (drop (call $send_after (call $me) (i64.const 1)))
+      (drop (call $receive (i32.const 0) (i32.const 0) (i64.const -1)))
+      (i64.store (i32.add (i32.const 4096) (i32.shl (local.get $i) (i32.const 3)))
+                 (i64.sub (call $now) (local.get $t)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (local.get $n))))
+    (call $report (local.get $to) (local.get $n)))
+  ;; n one-byte read_data calls over a 1000-byte message, or n version::major calls
+  (func (export "read_bytes") (param $n i32)
+    (local $i i32)
+    (call $create (i64.const 0) (i64.const 0))
+    (drop (call $write (i32.const 4096) (i32.const 1000)))
+    (loop $l
+      (if (i32.eqz (call $read (i32.const 64) (i32.const 1)))
+        (then (call $seek (i64.const 0))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (local.get $n)))))
+  (func (export "null_calls") (param $n i32)
+    (local $i i32)
+    (loop $l
+      (drop (call $major))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (local.get $n))))))"""
+
+
+async def _trio_latencies(kind: str, n: int, drivers: int) -> list[float]:
+    """The floor: the same exchange between plain Trio tasks."""
+    samples: list[float] = []
+
+    async def reply(chan: trio.MemorySendChannel[bytes]) -> None:
+        await chan.send(b"")
+
+    async def crash() -> None:
+        raise RuntimeError("crash")
+
+    async def driver() -> None:
+        send, recv = trio.open_memory_channel[bytes](1)
+        for _ in range(n):
+            t = time.perf_counter()
+            if kind == "spawn":
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(reply, send)
+                    await recv.receive()
+            elif kind == "link":
+                try:
+                    async with trio.open_nursery() as nursery:
+                        nursery.start_soon(crash)
+                except* RuntimeError:
+                    pass
+            else:
+                await trio.sleep(0.001)
+            samples.append(time.perf_counter() - t)
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(drivers):
+            nursery.start_soon(driver)
+    return samples
+
+
+async def _wasm_latencies(kind: str, n: int, drivers: int) -> list[float]:
+    samples: list[float] = []
+    async with supervisor.open_runtime() as rt:
+        module = rt.compile_module(LATENCY_WAT)
+
+        async def collect(ctx: Context) -> None:
+            for _ in range(drivers):
+                await ctx.spawn(module, kind, [ctx.id, n])
+            for _ in range(drivers):
+                m = await ctx.receive()
+                assert isinstance(m, supervisor.DataMessage)
+                data = m.buffer
+                samples.extend(
+                    int.from_bytes(data[i : i + 8], "little") / 1e9 for i in range(0, len(data), 8)
+                )
+
+        await (await rt.spawn_python(collect)).wait()
+    assert len(samples) == drivers * n, len(samples)
+    return samples
+
+
+async def _host_calls(entry: str, n: int) -> float:
+    async with supervisor.open_runtime() as rt:
+        module = rt.compile_module(LATENCY_WAT)
+        start = time.perf_counter()
+        exit = await (await rt.spawn(module, entry, [n])).wait()
+        assert exit.normal, exit
+        return n / (time.perf_counter() - start)
+
+
+def _ms(lat: list[float]) -> str:
+    lat = sorted(lat)
+    p50 = statistics.median(lat) * 1e3
+    p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1e3
+    return f"p50 {p50:.3f} / p99 {p99:.3f} ms"
+
+
+def bench_latency(n: int) -> list[Row]:
+    rows: list[Row] = []
+    titles = {
+        "spawn": "spawn to first message",
+        "link": "child trap to LinkDied",
+        "timer": "send_after 1 ms, delivered",
+    }
+    for kind, title in titles.items():
+        for drivers in (1, 50):
+            floor = trio.run(_trio_latencies, kind, n, drivers)
+            wasm = trio.run(_wasm_latencies, kind, n, drivers)
+            load = "alone" if drivers == 1 else f"{drivers} at once"
+            rows.append((f"{title}, {load}", "plain Trio tasks", _ms(floor), "floor"))
+            rows.append(("", "Wasm processes", _ms(wasm), "lunatic-rs budgets 5-10 ms"))
+    calls = n * 2_000
+    null = _best(3, lambda: trio.run(_host_calls, "null_calls", calls))
+    read = _best(3, lambda: trio.run(_host_calls, "read_bytes", calls))
+    rows.append((f"host calls, N={calls}", "version::major (no-op)", f"{null:,.0f}/s", "floor"))
+    rows.append(("", "read_data, 1 byte", f"{read:,.0f}/s", f"{read / null:.0%}"))
+    return rows
+
+
 BENCHMARKS: dict[str, tuple[Callable[[int], list[Row]], int, int]] = {
     # name: (function, N, quick N)
     "spawn": (bench_spawn, 10_000, 2_000),
@@ -474,6 +668,7 @@ BENCHMARKS: dict[str, tuple[Callable[[int], list[Row]], int, int]] = {
     "kill": (bench_kill, 200, 50),
     "cpu": (bench_cpu, 300_000_000, 30_000_000),
     "restart": (bench_restart, 10_000, 1_000),
+    "latency": (bench_latency, 100, 20),
 }
 
 

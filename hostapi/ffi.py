@@ -47,7 +47,6 @@ from ctypes import (
     c_uint8,
     c_uint64,
     c_void_p,
-    memmove,
     string_at,
 )
 from typing import Any, Final, Literal, Protocol
@@ -515,19 +514,27 @@ class GuestMemory:
     """Bounds-checked access to a process's exported ``memory``.
 
     The memory is found once, through the instance after instantiation or
-    through the caller when a start function makes host calls first. Its base
-    address is read again on every access, because ``memory.grow`` may move it.
+    through the caller when a start function makes host calls first.
     Pointers and lengths are unsigned; a range must lie entirely inside the
     memory, and a zero-length range only needs ``ptr <= size``.
+
+    Accesses go through a memoryview of the whole memory, rebuilt only when
+    the memory's size has changed: wasmtime moves a linear memory only when
+    it grows, and it never shrinks, so an unchanged size means an unchanged
+    base address. Every access still asks wasmtime for the size (one C call)
+    because the guest may have grown its memory since the last host call.
     """
 
-    __slots__ = ("_ext", "_mem", "ctx", "state")
+    __slots__ = ("_base", "_ext", "_mem", "_size", "_view", "ctx", "state")
 
     def __init__(self, ctx: int) -> None:
         self.ctx = ctx
         self.state = _UNRESOLVED
         self._ext = (c_uint8 * _EXTERN_SIZE)()
         self._mem = addressof(self._ext) + _EXTERN_OF
+        self._size = -1
+        self._base = 0
+        self._view = memoryview(b"")
 
     def _bind(self, found: bool) -> None:
         if found and self._ext[0] == _EXTERN_MEMORY:
@@ -544,7 +551,16 @@ class GuestMemory:
         if _caller_export_get(caller, b"memory", 6, self._ext):
             self._bind(True)
 
-    def _span(self, ptr: int, n: int) -> int:
+    def _remap(self, size: int) -> None:
+        base: int = _memory_data(self.ctx, self._mem) or 0
+        self._size = size
+        self._base = base
+        self._view = (
+            memoryview((c_uint8 * size).from_address(base)).cast("B") if size else (memoryview(b""))
+        )
+
+    def _checked(self, ptr: int, n: int) -> memoryview:
+        """The memory's view, after checking that ``[ptr, ptr+n)`` lies inside it."""
         if self.state != _BOUND:
             raise HostTrap(_NO_MEMORY)
         size: int = _memory_data_size(self.ctx, self._mem)
@@ -552,8 +568,13 @@ class GuestMemory:
             raise GuestMemoryError(
                 f"out of bounds memory access: [{ptr}, {ptr + n}) of {size} bytes"
             )
-        base: int = _memory_data(self.ctx, self._mem) or 0
-        return base + ptr
+        if size != self._size:
+            self._remap(size)
+        return self._view
+
+    def _span(self, ptr: int, n: int) -> int:
+        self._checked(ptr, n)
+        return self._base + ptr
 
     def size(self) -> int:
         """Current size in bytes (traps when there is no memory)."""
@@ -564,34 +585,32 @@ class GuestMemory:
 
     def check(self, ptr: int, n: int) -> None:
         """Trap unless ``[ptr, ptr+n)`` lies inside the memory."""
-        self._span(ptr, n)
+        self._checked(ptr, n)
 
     def read(self, ptr: int, n: int) -> bytes:
-        addr = self._span(ptr, n)
-        return string_at(addr, n) if n else b""
+        return self._checked(ptr, n)[ptr : ptr + n].tobytes()
 
     def write(self, ptr: int, data: bytes) -> None:
-        addr = self._span(ptr, len(data))
-        if data:
-            memmove(addr, data, len(data))
+        n = len(data)
+        self._checked(ptr, n)[ptr : ptr + n] = data
 
     def write_u64(self, ptr: int, value: int) -> None:
-        c_uint64.from_address(self._span(ptr, 8)).value = value & _U64_MAX
+        self._checked(ptr, 8)[ptr : ptr + 8] = (value & _U64_MAX).to_bytes(8, "little")
 
     def write_u32(self, ptr: int, value: int) -> None:
-        ctypes.c_uint32.from_address(self._span(ptr, 4)).value = value & 0xFFFF_FFFF
+        self._checked(ptr, 4)[ptr : ptr + 4] = (value & 0xFFFF_FFFF).to_bytes(4, "little")
 
     def read_i64s(self, ptr: int, count: int) -> list[int]:
-        addr = self._span(ptr, 8 * count)
-        return list((c_int64 * count).from_address(addr)) if count else []
+        view = self._checked(ptr, 8 * count)
+        return list(view[ptr : ptr + 8 * count].cast("q")) if count else []
 
     def copy_out(self, ptr: int, span: int, src: bytearray, start: int, n: int) -> None:
         """Copy ``src[start:start+n]`` to ``ptr`` after checking ``[ptr, ptr+span)``."""
-        addr = self._span(ptr, span)
+        view = self._checked(ptr, span)
         if n == 1:
-            c_uint8.from_address(addr).value = src[start]
+            view[ptr] = src[start]
         elif n:
-            memmove(addr, bytes(src[start : start + n]), n)
+            view[ptr : ptr + n] = src[start : start + n]
 
 
 # --------------------------------------------------------------------------
