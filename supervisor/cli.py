@@ -171,7 +171,9 @@ def _test_parser() -> argparse.ArgumentParser:
 
 
 # lunatic's test-mode detection (HOSTAPI.md section 1.13): cargo runs a test build.
-_TEST_BUILD = re.compile(r"/target/wasm32-(wasi|unknown-unknown)/(debug|release)/deps/[^/]*\.wasm$")
+_TEST_BUILD = re.compile(
+    r"/target/wasm32-(wasi|wasip1|unknown-unknown)/(debug|release)/deps/[^/]*\.wasm$"
+)
 
 
 def is_test_build(path: str) -> bool:
