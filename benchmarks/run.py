@@ -363,11 +363,13 @@ def bench_cpu(iterations: int) -> list[Row]:
 CRASH_WAT = '(module (memory (export "memory") 1) (func (export "crash") unreachable))'
 
 
-def _percentiles(lat: list[float]) -> str:
+def _percentiles(lat: list[float], unit: str = "us") -> str:
+    """p50 and p99 of latencies in seconds, in microseconds or milliseconds."""
     lat = sorted(lat)
-    p50 = statistics.median(lat) * 1e6
-    p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1e6
-    return f"p50 {p50:.0f} us / p99 {p99:.0f} us"
+    scale, digits = (1e6, 0) if unit == "us" else (1e3, 3)
+    p50 = statistics.median(lat) * scale
+    p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] * scale
+    return f"p50 {p50:.{digits}f} {unit} / p99 {p99:.{digits}f} {unit}"
 
 
 def bench_restart(n: int) -> list[Row]:
@@ -630,13 +632,6 @@ async def _host_calls(entry: str, n: int) -> float:
         return n / (time.perf_counter() - start)
 
 
-def _ms(lat: list[float]) -> str:
-    lat = sorted(lat)
-    p50 = statistics.median(lat) * 1e3
-    p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1e3
-    return f"p50 {p50:.3f} / p99 {p99:.3f} ms"
-
-
 def bench_latency(n: int) -> list[Row]:
     rows: list[Row] = []
     titles = {
@@ -649,8 +644,11 @@ def bench_latency(n: int) -> list[Row]:
             floor = trio.run(_trio_latencies, kind, n, drivers)
             wasm = trio.run(_wasm_latencies, kind, n, drivers)
             load = "alone" if drivers == 1 else f"{drivers} at once"
-            rows.append((f"{title}, {load}", "plain Trio tasks", _ms(floor), "floor"))
-            rows.append(("", "Wasm processes", _ms(wasm), "lunatic-rs budgets 5-10 ms"))
+            budget = "lunatic-rs budgets 5-10 ms"
+            rows.append(
+                (f"{title}, {load}", "plain Trio tasks", _percentiles(floor, "ms"), "floor")
+            )
+            rows.append(("", "Wasm processes", _percentiles(wasm, "ms"), budget))
     calls = n * 2_000
     null = _best(3, lambda: trio.run(_host_calls, "null_calls", calls))
     read = _best(3, lambda: trio.run(_host_calls, "read_bytes", calls))
