@@ -427,12 +427,13 @@ def _sink_write(key: int, buf: Any, size: int) -> int:
         return size
 
 
-def _sink_release(key: int) -> None:
-    _sinks.pop(key, None)
-
-
 _sink_write_cb = _WRITE_CB_T(_sink_write)
-_sink_release_cb = _FINALIZER_T(_sink_release)
+# No finalizer: wasmtime drops a custom stream on one of its tokio worker
+# threads, possibly after the store is gone and even while Python shuts down,
+# when calling into Python kills that thread and aborts the host. The store
+# forgets its sinks itself when it is closed (every write has completed by
+# then: WASI's fd_write returns once the stream has taken the bytes).
+_NO_FINALIZER: Final = _FINALIZER_T()
 
 
 class WasiSpec:
@@ -456,7 +457,8 @@ class WasiSpec:
         self._argv: Any = None
         self._env: Any = None
 
-    def _build(self, stdout: OutputSink | None, stderr: OutputSink | None) -> int:
+    def _build(self, stdout: OutputSink | None, stderr: OutputSink | None, sinks: list[int]) -> int:
+        """A new ``wasi_config_t``; the keys of the output sinks go to ``sinks``."""
         cfg = _wasi_new()
         if self.args:
             if self._argv is None:
@@ -484,13 +486,15 @@ class WasiSpec:
         else:
             key = next(_sink_ids)
             _sinks[key] = stdout
-            _wasi_set_stdout_custom(cfg, _sink_write_cb, key, _sink_release_cb)
+            sinks.append(key)
+            _wasi_set_stdout_custom(cfg, _sink_write_cb, key, _NO_FINALIZER)
         if stderr is None:
             _wasi_inherit_stderr(cfg)
         else:
             key = next(_sink_ids)
             _sinks[key] = stderr
-            _wasi_set_stderr_custom(cfg, _sink_write_cb, key, _sink_release_cb)
+            sinks.append(key)
+            _wasi_set_stderr_custom(cfg, _sink_write_cb, key, _NO_FINALIZER)
         return cfg  # type: ignore[no-any-return]
 
 
@@ -550,6 +554,12 @@ class GuestMemory:
         """Find the ``memory`` export through a host call's caller."""
         if _caller_export_get(caller, b"memory", 6, self._ext):
             self._bind(True)
+
+    def release(self) -> None:
+        """Forget the memory (its store is being deleted)."""
+        self.state = _ABSENT
+        self._size = -1
+        self._view = memoryview(b"")
 
     def _remap(self, size: int) -> None:
         base: int = _memory_data(self.ctx, self._mem) or 0
@@ -755,7 +765,7 @@ class Store:
     it has been closed.
     """
 
-    __slots__ = ("_instance", "_store", "ctx", "memory")
+    __slots__ = ("_instance", "_sinks", "_store", "ctx", "memory")
 
     def __init__(
         self,
@@ -777,8 +787,9 @@ class Store:
         _store_limiter(store, min(max_memory, _I64_MAX), 99_999, 1, 1, 1)
         _check(_set_fuel(ctx, _U64_MAX if fuel is None else fuel), "setting fuel")
         _check(_fuel_yield(ctx, engine.settings.fuel_slice), "setting fuel yields")
+        self._sinks: list[int] = []
         if wasi is not None:
-            _check(_set_wasi(ctx, wasi._build(stdout, stderr)), "setting WASI context")
+            _check(_set_wasi(ctx, wasi._build(stdout, stderr, self._sinks)), "setting WASI context")
         self.memory = GuestMemory(ctx)
 
     def instantiate(self, module: Module) -> Fiber:
@@ -832,8 +843,11 @@ class Store:
         store = self._store
         if store:
             self._store = 0
-            self.memory.state = _ABSENT
+            self.memory.release()
             _store_delete(store)
+            for key in self._sinks:
+                _sinks.pop(key, None)
+            self._sinks.clear()
 
 
 # --------------------------------------------------------------------------
@@ -1155,7 +1169,7 @@ _FIN: Final = _address(_callbacks[1])
 _READY: Final = _address(_callbacks[2])
 _NEST_CONT: Final = _address(_callbacks[3])
 _NEST_FIN: Final = _address(_callbacks[4])
-_KEEP.extend([*_callbacks, _sink_write_cb, _sink_release_cb])
+_KEEP.extend([*_callbacks, _sink_write_cb])
 
 
 def live_pending() -> int:

@@ -457,3 +457,37 @@ def test_cargo_running_a_test_build_selects_the_test_mode(tmp_path: pathlib.Path
     assert "test suite::passes ... ok" in r.stdout
     os.environ.pop("CARGO_MANIFEST_DIR", None)
     assert not is_test_build(str(wasm))
+
+
+async def test_captured_output_sinks_are_forgotten_with_their_store(
+    runtime: supervisor.Runtime, autojump_clock: trio.testing.MockClock
+) -> None:
+    from hostapi import ffi
+
+    before = len(ffi._sinks)
+    summary, _ = await run_suite(runtime, SUITE)
+    assert summary.passed == 5
+    assert len(ffi._sinks) == before
+
+
+def test_lunatrio_test_exits_cleanly_after_captured_output(tmp_path: pathlib.Path) -> None:
+    # wasmtime drops captured streams on its own worker threads; a callback
+    # into Python from there while the interpreter exits used to abort it
+    path = tmp_path / "prints.wat"
+    path.write_text(
+        suite_module(
+            f'(func (export "#lunatic_test_t::prints") (call $print (i32.const 1) {at("hello")}))'
+        )
+    )
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "supervisor", "test", str(path)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(6)
+    ]
+    for run in runs:
+        _, err = run.communicate(timeout=120)
+        assert (run.returncode, err) == (0, "")
