@@ -8,6 +8,7 @@ builds are cached by zig.
 
 from __future__ import annotations
 
+import os
 import pathlib
 import subprocess
 import sys
@@ -16,13 +17,18 @@ HERE = pathlib.Path(__file__).resolve().parent
 OUT = HERE / "build"
 
 
-def build(name: str) -> pathlib.Path:
-    """Compile ``examples/<name>.c``; return the path of the ``.wasm`` file."""
-    src = HERE / f"{name}.c"
-    if not src.is_file():
-        raise SystemExit(f"build.py: no example named {name!r} ({src} does not exist)")
-    OUT.mkdir(exist_ok=True)
-    dst = OUT / f"{name}.wasm"
+class BuildError(Exception):
+    """zig could not compile a C file (the message holds its diagnostics)."""
+
+
+def compile_c(src: pathlib.Path, dst: pathlib.Path) -> None:
+    """Compile ``src`` warning-free to the wasm32-wasi module ``dst``.
+
+    The module is written under a temporary name first, so a concurrent
+    build never sees half a file.
+    """
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    partial = dst.with_name(f"{dst.stem}.{os.getpid()}.partial")
     cmd = [
         sys.executable,
         "-m",
@@ -35,12 +41,26 @@ def build(name: str) -> pathlib.Path:
         "-Wall",
         "-Werror",
         "-o",
-        str(dst),
+        str(partial),
         str(src),
     ]
-    result = subprocess.run(cmd, capture_output=True, text=True)
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     if result.returncode != 0:
-        raise SystemExit(f"build.py: compiling {src.name} failed:\n{result.stderr}")
+        partial.unlink(missing_ok=True)
+        raise BuildError(f"compiling {src.name} failed:\n{result.stderr}")
+    partial.replace(dst)
+
+
+def build(name: str) -> pathlib.Path:
+    """Compile ``examples/<name>.c``; return the path of the ``.wasm`` file."""
+    src = HERE / f"{name}.c"
+    if not src.is_file():
+        raise SystemExit(f"build.py: no example named {name!r} ({src} does not exist)")
+    dst = OUT / f"{name}.wasm"
+    try:
+        compile_c(src, dst)
+    except BuildError as e:
+        raise SystemExit(f"build.py: {e}") from None
     return dst
 
 

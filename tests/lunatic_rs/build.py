@@ -9,9 +9,8 @@ extra linker flag: each guest calls its own table with ``call_indirect``.
 
 from __future__ import annotations
 
-import os
+import importlib.util
 import pathlib
-import subprocess
 import sys
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -19,8 +18,18 @@ OUT = HERE / "build"
 GUESTS = ("suite", "payloads")
 
 
-class BuildError(Exception):
-    """zig failed to compile a guest (the message holds its diagnostics)."""
+def _examples_build() -> object:
+    # the examples' build script holds the one zig invocation of the project
+    path = HERE.parent.parent / "examples" / "build.py"
+    spec = importlib.util.spec_from_file_location("lunatrio_examples_build", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_zig = _examples_build()
+BuildError: type[Exception] = _zig.BuildError  # type: ignore[attr-defined]
 
 
 def build(name: str, out_dir: pathlib.Path = OUT) -> pathlib.Path:
@@ -28,29 +37,8 @@ def build(name: str, out_dir: pathlib.Path = OUT) -> pathlib.Path:
     src = HERE / f"{name}.c"
     if not src.is_file():
         raise BuildError(f"no guest named {name!r} ({src} does not exist)")
-    out_dir.mkdir(parents=True, exist_ok=True)
     dst = out_dir / f"{name}.wasm"
-    partial = out_dir / f"{name}.{os.getpid()}.wasm"
-    cmd = [
-        sys.executable,
-        "-m",
-        "ziglang",
-        "cc",
-        "-target",
-        "wasm32-wasi",
-        "-O2",
-        "-s",
-        "-Wall",
-        "-Werror",
-        "-o",
-        str(partial),
-        str(src),
-    ]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-    if result.returncode != 0:
-        partial.unlink(missing_ok=True)
-        raise BuildError(f"compiling {src.name} failed:\n{result.stderr}")
-    partial.replace(dst)  # atomically: a concurrent build never sees half a file
+    _zig.compile_c(src, dst)  # type: ignore[attr-defined]
     return dst
 
 
