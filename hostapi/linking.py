@@ -10,7 +10,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-from . import distributed, error, message, metrics, process, registry, timer, trap, version, wasi
+from . import (
+    distributed,
+    error,
+    message,
+    metrics,
+    networking,
+    process,
+    registry,
+    sqlite,
+    timer,
+    trap,
+    version,
+    wasi,
+)
 from .abi import HostFunctionSpec, HostTrap, Namespace
 from .ffi import Linker
 from .signatures import APPENDIX_A
@@ -29,6 +42,8 @@ _NAMESPACES: tuple[Namespace, ...] = (
     wasi.namespace,
     distributed.namespace,
     metrics.namespace,
+    networking.namespace,
+    sqlite.namespace,
 )
 
 
