@@ -83,8 +83,8 @@ async def test_functions_not_implemented_yet_trap_with_their_name(
     assert exit.detail == f"not supported yet: {ns}::{name}"
 
 
-def test_only_networking_and_sqlite_are_left_as_not_supported_yet_stubs() -> None:
+def test_only_sqlite_is_left_as_not_supported_yet_stubs() -> None:
     stubs = {ns for ns, _ in set(APPENDIX_A) - set(IMPLEMENTED)}
-    assert stubs == {"lunatic::networking", "lunatic::sqlite"}
+    assert stubs == {"lunatic::sqlite"}
     for ns in {ns for ns, _ in APPENDIX_A} - stubs:
         assert {k for k in APPENDIX_A if k[0] == ns} <= set(IMPLEMENTED), ns
