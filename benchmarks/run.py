@@ -24,12 +24,17 @@ figure that counts is the ratio to the floor:
   spawn to the child's first message, a linked child's trap to the parent's
   LinkDied, a 1 ms ``send_after`` to its delivery, each against the same
   exchange between plain Trio tasks; and ``read_data`` of one byte (what
-  JSON decoding does per byte, correction 6) against the cheapest host call.
+  JSON decoding does per byte, correction 6) against the cheapest host call;
+* ``echo``: requests per second of a Wasm TCP echo server (one process per
+  connection) with 1, 10 and 100 concurrent loopback clients (64-byte
+  requests, run from a separate interpreter), against a plain Trio echo
+  server measured the same way.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import json
 import os
@@ -657,6 +662,146 @@ def bench_latency(n: int) -> list[Row]:
     return rows
 
 
+# -- TCP echo ------------------------------------------------------------------------------
+
+ECHO_WAT = """(module
+  (import "lunatic::networking" "tcp_bind"
+    (func $tcp_bind (param i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "lunatic::networking" "tcp_local_addr" (func $local_addr (param i64 i32) (result i32)))
+  (import "lunatic::networking" "resolve_next"
+    (func $resolve_next (param i64 i32 i32 i32 i32 i32) (result i32)))
+  (import "lunatic::networking" "tcp_accept" (func $accept (param i64 i32 i32) (result i32)))
+  (import "lunatic::networking" "tcp_read" (func $read (param i64 i32 i32 i32) (result i32)))
+  (import "lunatic::networking" "tcp_write_vectored"
+    (func $write (param i64 i32 i32 i32) (result i32)))
+  (import "lunatic::networking" "drop_dns_iterator" (func $drop_dns (param i64)))
+  (import "lunatic::process" "spawn"
+    (func $spawn (param i64 i64 i64 i32 i32 i32 i32 i32) (result i32)))
+  (import "lunatic::message" "create_data" (func $create (param i64 i64)))
+  (import "lunatic::message" "write_data" (func $write_data (param i32 i32) (result i32)))
+  (import "lunatic::message" "send" (func $send (param i64) (result i32)))
+  (import "lunatic::message" "receive" (func $receive (param i32 i32 i64) (result i32)))
+  (import "lunatic::message" "push_tcp_stream" (func $push (param i64) (result i64)))
+  (import "lunatic::message" "take_tcp_stream" (func $take (param i64) (result i64)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "echo")
+  (data (i32.const 16) "\\7f\\00\\00\\01")
+  ;; listen on 127.0.0.1 (any port), tell $to the port, then give every
+  ;; connection a process of its own, its stream passed in a message
+  (func (export "serve") (param $to i64)
+    (local $l i64)
+    (if (call $tcp_bind (i32.const 4) (i32.const 16) (i32.const 0) (i32.const 0) (i32.const 0)
+                        (i32.const 32))
+      (then unreachable))
+    (local.set $l (i64.load (i32.const 32)))
+    (drop (call $local_addr (local.get $l) (i32.const 32)))
+    (drop (call $resolve_next (i64.load (i32.const 32)) (i32.const 40) (i32.const 44)
+                              (i32.const 60) (i32.const 64) (i32.const 68)))
+    (call $drop_dns (i64.load (i32.const 32)))
+    (call $create (i64.const 0) (i64.const 0))
+    (drop (call $write_data (i32.const 60) (i32.const 2)))
+    (drop (call $send (local.get $to)))
+    (loop $more
+      (if (call $accept (local.get $l) (i32.const 32) (i32.const 72)) (then unreachable))
+      (if (call $spawn (i64.const 0) (i64.const -1) (i64.const -1) (i32.const 0) (i32.const 4)
+                       (i32.const 0) (i32.const 0) (i32.const 80))
+        (then unreachable))
+      (call $create (i64.const 0) (i64.const 0))
+      (drop (call $push (i64.load (i32.const 32))))
+      (drop (call $send (i64.load (i32.const 80))))
+      (br $more)))
+  (func (export "echo")
+    (local $s i64) (local $n i32)
+    (drop (call $receive (i32.const 0) (i32.const 0) (i64.const -1)))
+    (local.set $s (call $take (i64.const 0)))
+    (i32.store (i32.const 128) (i32.const 1024))
+    (loop $more
+      (if (call $read (local.get $s) (i32.const 1024) (i32.const 4096) (i32.const 96))
+        (then return))
+      (local.set $n (i32.load (i32.const 96)))
+      (if (local.get $n) (then
+        (i32.store (i32.const 132) (local.get $n))
+        (if (call $write (local.get $s) (i32.const 128) (i32.const 1) (i32.const 104))
+          (then return))
+        (br $more))))))"""
+
+ECHO_SIZE = 64
+
+
+async def _echo_clients(port: int, clients: int, requests: int) -> float:
+    """``clients`` connections each making ``requests`` round trips; requests/s."""
+    payload = b"x" * ECHO_SIZE
+
+    async def client() -> None:
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        async with stream:
+            for _ in range(requests):
+                await stream.send_all(payload)
+                got = 0
+                while got < ECHO_SIZE:
+                    got += len(await stream.receive_some(ECHO_SIZE - got))
+
+    start = time.perf_counter()
+    async with trio.open_nursery() as nursery:
+        for _ in range(clients):
+            nursery.start_soon(client)
+    return clients * requests / (time.perf_counter() - start)
+
+
+async def _drive_clients(port: int, clients: int, requests: int) -> float:
+    """Run the clients in a separate interpreter, so the server has a core."""
+    args = [sys.executable, __file__, "echo", "--echo-client", f"{port},{clients},{requests}"]
+    result = await trio.run_process(args, capture_stdout=True)
+    return float(result.stdout)
+
+
+async def _trio_echo_server(clients: int, requests: int) -> float:
+    async def handler(stream: trio.SocketStream) -> None:
+        try:
+            while data := await stream.receive_some(4096):
+                await stream.send_all(data)
+        except trio.BrokenResourceError:
+            pass
+
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(
+            functools.partial(trio.serve_tcp, handler, 0, host="127.0.0.1")
+        )
+        port = listeners[0].socket.getsockname()[1]
+        rate = await _drive_clients(port, clients, requests)
+        nursery.cancel_scope.cancel()
+    return rate
+
+
+async def _wasm_echo_server(clients: int, requests: int) -> float:
+    async with supervisor.open_runtime() as rt:
+        module = rt.compile_module(ECHO_WAT)
+        rate = [0.0]
+
+        async def driver(ctx: Context) -> None:
+            await ctx.spawn(module, "serve", [ctx.id])
+            m = await ctx.receive()
+            assert isinstance(m, supervisor.DataMessage)
+            rate[0] = await _drive_clients(int.from_bytes(m.data, "little"), clients, requests)
+
+        await (await rt.spawn_python(driver)).wait()
+        return rate[0]
+
+
+def bench_echo(n: int) -> list[Row]:
+    rows: list[Row] = []
+    for clients in (1, 10, 100):
+        requests = max(n // clients, 20)
+        floor = trio.run(_trio_echo_server, clients, requests)
+        wasm = trio.run(_wasm_echo_server, clients, requests)
+        target = " (target >= 50%)" if clients == 100 else ""
+        rows.append(
+            (f"TCP echo, {clients} clients", "plain Trio server", f"{floor:,.0f} req/s", "floor")
+        )
+        rows.append(("", "Wasm server", f"{wasm:,.0f} req/s", f"{wasm / floor:.0%}{target}"))
+    return rows
+
+
 BENCHMARKS: dict[str, tuple[Callable[[int], list[Row]], int, int]] = {
     # name: (function, N, quick N)
     "spawn": (bench_spawn, 10_000, 2_000),
@@ -667,6 +812,7 @@ BENCHMARKS: dict[str, tuple[Callable[[int], list[Row]], int, int]] = {
     "cpu": (bench_cpu, 300_000_000, 30_000_000),
     "restart": (bench_restart, 10_000, 1_000),
     "latency": (bench_latency, 100, 20),
+    "echo": (bench_echo, 20_000, 2_000),
 }
 
 
@@ -677,7 +823,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("names", nargs="*", choices=[[], *BENCHMARKS], default=[], metavar="NAME")
     parser.add_argument("--quick", action="store_true", help="small N, for a smoke run")
     parser.add_argument("--one", type=int, metavar="N", help=argparse.SUPPRESS)
+    parser.add_argument("--echo-client", metavar="PORT,CLIENTS,REQUESTS", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.echo_client:
+        port, clients, requests = (int(x) for x in args.echo_client.split(","))
+        print(trio.run(_echo_clients, port, clients, requests))
+        return 0
     if args.one is not None:
         # one benchmark in this (fresh) interpreter; rows as JSON on stdout
         fn = BENCHMARKS[args.names[0]][0]

@@ -17,6 +17,7 @@ exceptions and turned into error ids by :mod:`hostapi.networking`.
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import socket as stdlib_socket
@@ -181,16 +182,60 @@ class Handle:
         self.close()
 
 
+class _Gate:
+    """Mutual exclusion without a scheduling point when uncontended.
+
+    ``trio.Lock`` yields to the scheduler on every acquire; a socket
+    operation that finds its gate free should not pay a task switch for it.
+    """
+
+    __slots__ = ("_busy", "_waiters")
+
+    def __init__(self) -> None:
+        self._busy = False
+        self._waiters = trio.lowlevel.ParkingLot()
+
+    def locked(self) -> bool:
+        return self._busy
+
+    async def __aenter__(self) -> None:
+        while self._busy:
+            await self._waiters.park()
+        self._busy = True
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._busy = False
+        self._waiters.unpark()
+
+
+def _close(sock: stdlib_socket.socket) -> None:
+    """Close a socket, waking any task still waiting on it."""
+    if sock.fileno() != -1:
+        trio.lowlevel.notify_closing(sock)
+        sock.close()
+
+
+def new_socket(family: int, kind: int) -> stdlib_socket.socket:
+    sock = stdlib_socket.socket(family, kind)
+    sock.setblocking(False)
+    return sock
+
+
 class _Stream(_Shared):
-    """What TCP and TLS connections share: locks and timeouts."""
+    """What TCP and TLS connections share: the socket, locks and timeouts.
+
+    The socket is a non-blocking stdlib socket waited on with Trio's
+    ``wait_readable`` / ``wait_writable``, so an operation that can complete
+    at once (``try_read``, ``try_write``) needs no task switch at all.
+    """
 
     __slots__ = ("peek_timeout", "read_lock", "read_timeout", "sock", "write_lock", "write_timeout")
 
-    def __init__(self, sock: trio.socket.SocketType) -> None:
+    def __init__(self, sock: stdlib_socket.socket) -> None:
         super().__init__()
         self.sock = sock
-        self.read_lock = trio.Lock()
-        self.write_lock = trio.Lock()
+        self.read_lock = _Gate()
+        self.write_lock = _Gate()
         self.read_timeout = NO_TIMEOUT
         self.write_timeout = NO_TIMEOUT
         self.peek_timeout = NO_TIMEOUT
@@ -198,8 +243,16 @@ class _Stream(_Shared):
     def peer_address(self) -> SocketAddress:
         return socket_address(self.sock.family, self.sock.getpeername())
 
+    def try_read(self, n: int) -> bytes | None:
+        """A read that completes at once, or ``None`` (it would wait)."""
+        return None
+
+    def try_write(self, buffers: Sequence[bytes]) -> int | None:
+        """A write that completes at once, or ``None`` (it would wait)."""
+        return None
+
     def close(self) -> None:
-        self.sock.close()
+        _close(self.sock)
 
 
 class TcpConnection(_Stream):
@@ -207,26 +260,63 @@ class TcpConnection(_Stream):
 
     __slots__ = ()
 
-    async def read(self, n: int) -> bytes | _TimedOut:
-        """One read of at most ``n`` bytes (``b""``: end of stream)."""
+    def try_read(self, n: int) -> bytes | None:
+        if self.read_lock.locked():
+            return None
+        try:
+            return self.sock.recv(n)
+        except BlockingIOError:
+            return None
+
+    def try_write(self, buffers: Sequence[bytes]) -> int | None:
+        if self.write_lock.locked():
+            return None
+        try:
+            return self.sock.sendmsg(buffers)
+        except BlockingIOError:
+            return None
+
+    async def _recv_now(self, n: int, flags: int, wait: bool) -> bytes:
+        while True:
+            if wait:
+                await trio.lowlevel.wait_readable(self.sock)
+            try:
+                return self.sock.recv(n, flags)
+            except BlockingIOError:
+                wait = True
+
+    async def _recv(self, n: int, flags: int, timeout_ms: int, wait: bool) -> bytes | _TimedOut:
         async with self.read_lock:
-            with trio.move_on_at(deadline(self.read_timeout)):
-                return await self.sock.recv(n)
+            if timeout_ms == NO_TIMEOUT:
+                return await self._recv_now(n, flags, wait)
+            with trio.move_on_at(deadline(timeout_ms)):
+                return await self._recv_now(n, flags, wait)
         return TIMED_OUT
+
+    async def read(self, n: int) -> bytes | _TimedOut:
+        """One read of at most ``n`` bytes (``b""``: end of stream), after
+        a :meth:`try_read` that found nothing (so it waits first)."""
+        return await self._recv(n, 0, self.read_timeout, True)
 
     async def peek(self, n: int) -> bytes | _TimedOut:
         """As :meth:`read`, but the data stays (lunatic's section 6.3 fixed:
         it never consumes, whether or not a peek timeout is set)."""
-        async with self.read_lock:
-            with trio.move_on_at(deadline(self.peek_timeout)):
-                return await self.sock.recv(n, stdlib_socket.MSG_PEEK)
-        return TIMED_OUT
+        return await self._recv(n, stdlib_socket.MSG_PEEK, self.peek_timeout, False)
+
+    async def _send_now(self, buffers: Sequence[bytes]) -> int:
+        while True:
+            try:
+                return self.sock.sendmsg(buffers)
+            except BlockingIOError:
+                await trio.lowlevel.wait_writable(self.sock)
 
     async def write(self, buffers: Sequence[bytes]) -> int | _TimedOut:
         """One vectored write; it may be partial."""
         async with self.write_lock:
+            if self.write_timeout == NO_TIMEOUT:
+                return await self._send_now(buffers)
             with trio.move_on_at(deadline(self.write_timeout)):
-                return await self.sock.sendmsg(buffers)
+                return await self._send_now(buffers)
         return TIMED_OUT
 
 
@@ -235,8 +325,8 @@ class TlsConnection(_Stream):
 
     __slots__ = ("stream",)
 
-    def __init__(self, stream: trio.SSLStream[trio.SocketStream]) -> None:
-        super().__init__(stream.transport_stream.socket)
+    def __init__(self, sock: stdlib_socket.socket, stream: trio.SSLStream[trio.SocketStream]):
+        super().__init__(sock)
         self.stream = stream
 
     async def read(self, n: int) -> bytes | _TimedOut:
@@ -255,16 +345,32 @@ class TlsConnection(_Stream):
 
 
 class UdpSocket(_Shared):
-    """A UDP socket."""
+    """A UDP socket (non-blocking; datagram operations rarely wait)."""
 
     __slots__ = ("sock",)
 
-    def __init__(self, sock: trio.socket.SocketType) -> None:
+    def __init__(self, sock: stdlib_socket.socket) -> None:
         super().__init__()
         self.sock = sock
 
+    async def receive(self, n: int) -> tuple[bytes, Any]:
+        while True:
+            try:
+                return self.sock.recvfrom(n)
+            except BlockingIOError:
+                await trio.lowlevel.wait_readable(self.sock)
+
+    async def send(self, data: bytes, sockaddr: Any) -> int:
+        while True:
+            try:
+                if sockaddr is None:
+                    return self.sock.send(data)
+                return self.sock.sendto(data, sockaddr)
+            except BlockingIOError:
+                await trio.lowlevel.wait_writable(self.sock)
+
     def close(self) -> None:
-        self.sock.close()
+        _close(self.sock)
 
 
 class Listener:
@@ -272,7 +378,7 @@ class Listener:
 
     __slots__ = ("context", "lock", "sock")
 
-    def __init__(self, sock: trio.socket.SocketType, context: ssl.SSLContext | None = None):
+    def __init__(self, sock: stdlib_socket.socket, context: ssl.SSLContext | None = None):
         self.sock = sock
         self.context = context
         self.lock = trio.Lock()
@@ -280,24 +386,30 @@ class Listener:
     def local_address(self) -> SocketAddress:
         return socket_address(self.sock.family, self.sock.getsockname())
 
-    async def accept(self) -> tuple[trio.socket.SocketType, SocketAddress]:
+    async def accept(self) -> tuple[stdlib_socket.socket, SocketAddress]:
         async with self.lock:
-            sock, addr = await self.sock.accept()
+            while True:
+                try:
+                    sock, addr = self.sock.accept()
+                    break
+                except BlockingIOError:
+                    await trio.lowlevel.wait_readable(self.sock)
+        sock.setblocking(False)
         return sock, socket_address(sock.family, addr)
 
     def close(self) -> None:
-        self.sock.close()
+        _close(self.sock)
 
     def __del__(self) -> None:
-        self.sock.close()
+        _close(self.sock)
 
 
-async def bind_listener(family: int, sockaddr: Any) -> trio.socket.SocketType:
+def bind_listener(family: int, sockaddr: Any) -> stdlib_socket.socket:
     """A listening TCP socket, as Rust's ``TcpListener::bind`` makes one."""
-    sock = trio.socket.socket(family, stdlib_socket.SOCK_STREAM)
+    sock = new_socket(family, stdlib_socket.SOCK_STREAM)
     try:
         sock.setsockopt(stdlib_socket.SOL_SOCKET, stdlib_socket.SO_REUSEADDR, 1)
-        await sock.bind(sockaddr)
+        sock.bind(sockaddr)
         sock.listen(1024)
     except BaseException:
         sock.close()
@@ -305,19 +417,32 @@ async def bind_listener(family: int, sockaddr: Any) -> trio.socket.SocketType:
     return sock
 
 
-async def connect(
-    family: int, sockaddr: Any, timeout_ms: int
-) -> trio.socket.SocketType | _TimedOut:
-    """A connected TCP socket, or ``TIMED_OUT``."""
-    sock = trio.socket.socket(family, stdlib_socket.SOCK_STREAM)
+def bind_udp(family: int, sockaddr: Any) -> stdlib_socket.socket:
+    sock = new_socket(family, stdlib_socket.SOCK_DGRAM)
     try:
-        with trio.move_on_at(deadline(timeout_ms)):
-            await sock.connect(sockaddr)
-            return sock
+        sock.bind(sockaddr)
     except BaseException:
         sock.close()
         raise
-    sock.close()
+    return sock
+
+
+async def connect(family: int, sockaddr: Any, timeout_ms: int) -> stdlib_socket.socket | _TimedOut:
+    """A connected TCP socket, or ``TIMED_OUT``."""
+    sock = new_socket(family, stdlib_socket.SOCK_STREAM)
+    try:
+        with trio.move_on_at(deadline(timeout_ms)):
+            code = sock.connect_ex(sockaddr)
+            if code == errno.EINPROGRESS:
+                await trio.lowlevel.wait_writable(sock)
+                code = sock.getsockopt(stdlib_socket.SOL_SOCKET, stdlib_socket.SO_ERROR)
+            if code:
+                raise OSError(code, os.strerror(code))
+            return sock
+    except BaseException:
+        _close(sock)
+        raise
+    _close(sock)
     return TIMED_OUT
 
 
@@ -376,17 +501,17 @@ def client_context(trust_anchors: Sequence[str] | None) -> ssl.SSLContext:
 
 
 async def tls_handshake(
-    sock: trio.socket.SocketType, context: ssl.SSLContext, *, server_hostname: str | None
+    sock: stdlib_socket.socket, context: ssl.SSLContext, *, server_hostname: str | None
 ) -> TlsConnection:
     """Run a TLS handshake on a connected socket (raising what it raised)."""
     # https_compatible: a peer that closes without close_notify reads as the
     # end of the stream (lunatic-rs streams are dropped without sending one)
     stream = trio.SSLStream(
-        trio.SocketStream(sock),
+        trio.SocketStream(trio.socket.from_stdlib_socket(sock)),
         context,
         server_side=server_hostname is None,
         server_hostname=server_hostname,
         https_compatible=True,
     )
     await stream.do_handshake()
-    return TlsConnection(stream)
+    return TlsConnection(sock, stream)

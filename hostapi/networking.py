@@ -41,9 +41,9 @@ from .netio import (
     TlsConnection,
     UdpSocket,
     bind_listener,
+    bind_udp,
     client_context,
     connect,
-    deadline,
     io_error_text,
     server_context,
     socket_address,
@@ -229,22 +229,23 @@ def resolve_next(
 # -- TCP ------------------------------------------------------------------------------------
 
 
-async def _bind_tcp(family: int, sockaddr: Any) -> Listener:
-    return Listener(await bind_listener(family, sockaddr))
+def _bind(proc: HostProcess, id_ptr: int, kind: str, make: Callable[[], Any]) -> int:
+    """Bind a socket at once (addresses are numeric: nothing waits)."""
+    proc.memory.check(id_ptr, 8)
+    try:
+        item = make()
+    except OSError as e:
+        return _fail(proc, id_ptr, e)
+    return _write_id(proc, id_ptr, kind, item)
 
 
-@namespace.function("tcp_bind (i32, i32, i32, i32, i32, i32) -> i32", blocking=True)
+@namespace.function("tcp_bind (i32, i32, i32, i32, i32, i32) -> i32")
 def tcp_bind(
     proc: HostProcess, addr_type: int, addr_ptr: int, port: int, flow: int, scope: int, id_ptr: int
-) -> Any:
+) -> int:
+    """0 with a listener id, or 1 with an error id."""
     family, sockaddr = _address(proc, addr_type, addr_ptr, port, flow, scope, "tcp_bind")
-    return _io(
-        proc,
-        id_ptr,
-        _bind_tcp,
-        (family, sockaddr),
-        lambda listener: _write_id(proc, id_ptr, _TCP_LISTENER, listener),
-    )
+    return _bind(proc, id_ptr, _TCP_LISTENER, lambda: Listener(bind_listener(family, sockaddr)))
 
 
 @namespace.function("drop_tcp_listener (i64)")
@@ -295,7 +296,7 @@ def tcp_accept(proc: HostProcess, listener_id: int, id_ptr: int, peer_ptr: int) 
 
 async def _connect_tcp(family: int, sockaddr: Any, timeout_ms: int) -> Any:
     sock = await connect(family, sockaddr, timeout_ms)
-    return TcpConnection(sock) if isinstance(sock, trio.socket.SocketType) else sock
+    return TcpConnection(sock) if isinstance(sock, stdlib_socket.socket) else sock
 
 
 @namespace.function("tcp_connect (i32, i32, i32, i32, i32, i64, i32) -> i32", blocking=True)
@@ -347,18 +348,34 @@ def clone_tcp_stream(proc: HostProcess, stream_id: int) -> int:
 
 def _write_vectored(
     proc: HostProcess, kind: str, stream_id: int, iovs_ptr: int, count: int, opaque: int, fn: str
-) -> Suspend:
+) -> Any:
     handle: Handle = _get(proc, kind, stream_id, fn)
     buffers = _iovecs(proc, iovs_ptr, count)
-    return _io(proc, opaque, handle.target.write, (buffers,), _count_out(proc, opaque))
+    proc.memory.check(opaque, 8)
+    done = _count_out(proc, opaque)
+    try:
+        n = handle.target.try_write(buffers)
+    except _ERRORS as e:
+        return _fail(proc, opaque, e)
+    if n is not None:  # written at once: no need to suspend
+        return done(n)
+    return _io(proc, opaque, handle.target.write, (buffers,), done)
 
 
 def _read(
     proc: HostProcess, kind: str, stream_id: int, buf_ptr: int, buf_len: int, opaque: int, fn: str
-) -> Suspend:
+) -> Any:
     handle: Handle = _get(proc, kind, stream_id, fn)
     proc.memory.check(buf_ptr, buf_len)
-    return _io(proc, opaque, handle.target.read, (buf_len,), _bytes_out(proc, buf_ptr, opaque))
+    proc.memory.check(opaque, 8)
+    done = _bytes_out(proc, buf_ptr, opaque)
+    try:
+        data = handle.target.try_read(buf_len)
+    except _ERRORS as e:
+        return _fail(proc, opaque, e)
+    if data is not None:  # data was waiting: no need to suspend
+        return done(data)
+    return _io(proc, opaque, handle.target.read, (buf_len,), done)
 
 
 @namespace.function("tcp_write_vectored (i64, i32, i32, i32) -> i32", blocking=True)
@@ -436,13 +453,7 @@ def _text(proc: HostProcess, ptr: int, length: int, fn: str) -> str:
         raise op_trap(e, f"{_NS}::{fn}") from None
 
 
-async def _bind_tls(family: int, sockaddr: Any, context: ssl.SSLContext) -> Listener:
-    return Listener(await bind_listener(family, sockaddr), context)
-
-
-@namespace.function(
-    "tls_bind (i32, i32, i32, i32, i32, i32, i32, i32, i32, i32) -> i32", blocking=True
-)
+@namespace.function("tls_bind (i32, i32, i32, i32, i32, i32, i32, i32, i32, i32) -> i32")
 def tls_bind(
     proc: HostProcess,
     addr_type: int,
@@ -455,7 +466,7 @@ def tls_bind(
     cert_len: int,
     key_ptr: int,
     key_len: int,
-) -> Any:
+) -> int:
     """Bind a TLS listener with one PEM certificate and one PKCS#8 key
     (anything else traps)."""
     family, sockaddr = _address(proc, addr_type, addr_ptr, port, flow, scope, "tls_bind")
@@ -465,12 +476,8 @@ def tls_bind(
         context = server_context(cert, key)
     except ValueError as e:
         raise op_trap(e, f"{_NS}::tls_bind") from None
-    return _io(
-        proc,
-        id_ptr,
-        _bind_tls,
-        (family, sockaddr, context),
-        lambda listener: _write_id(proc, id_ptr, _TLS_LISTENER, listener),
+    return _bind(
+        proc, id_ptr, _TLS_LISTENER, lambda: Listener(bind_listener(family, sockaddr), context)
     )
 
 
@@ -485,7 +492,7 @@ def tls_local_addr(proc: HostProcess, listener_id: int, id_ptr: int) -> int:
 
 
 async def _handshake(
-    sock: trio.socket.SocketType, context: ssl.SSLContext, server_hostname: str | None, fn: str
+    sock: stdlib_socket.socket, context: ssl.SSLContext, server_hostname: str | None, fn: str
 ) -> TlsConnection:
     """A TLS session on ``sock``; a failed handshake traps, as in lunatic."""
     try:
@@ -544,7 +551,7 @@ async def _connect_tls(
             continue
         if sock is TIMED_OUT:
             return TIMED_OUT
-        assert isinstance(sock, trio.socket.SocketType)
+        assert isinstance(sock, stdlib_socket.socket)
         return await _handshake(sock, context, host, "tls_connect")
     raise error or OSError(f"no address for {host}")
 
@@ -608,28 +615,13 @@ def tls_flush(proc: HostProcess, stream_id: int, error_ptr: int) -> int:
 # -- UDP ------------------------------------------------------------------------------------
 
 
-async def _bind_udp(family: int, sockaddr: Any) -> UdpSocket:
-    sock = trio.socket.socket(family, stdlib_socket.SOCK_DGRAM)
-    try:
-        await sock.bind(sockaddr)
-    except BaseException:
-        sock.close()
-        raise
-    return UdpSocket(sock)
-
-
-@namespace.function("udp_bind (i32, i32, i32, i32, i32, i32) -> i32", blocking=True)
+@namespace.function("udp_bind (i32, i32, i32, i32, i32, i32) -> i32")
 def udp_bind(
     proc: HostProcess, addr_type: int, addr_ptr: int, port: int, flow: int, scope: int, id_ptr: int
-) -> Any:
+) -> int:
+    """0 with a socket id, or 1 with an error id."""
     family, sockaddr = _address(proc, addr_type, addr_ptr, port, flow, scope, "udp_bind")
-    return _io(
-        proc,
-        id_ptr,
-        _bind_udp,
-        (family, sockaddr),
-        lambda udp: _write_id(proc, id_ptr, _UDP, Handle(udp)),
-    )
+    return _bind(proc, id_ptr, _UDP, lambda: Handle(UdpSocket(bind_udp(family, sockaddr))))
 
 
 def _udp(proc: HostProcess, socket_id: int, fn: str) -> UdpSocket:
@@ -649,7 +641,7 @@ def udp_local_addr(proc: HostProcess, socket_id: int, id_ptr: int) -> int:
     return 0
 
 
-def _socket_address(sock: trio.socket.SocketType, address: Any) -> SocketAddress:
+def _socket_address(sock: stdlib_socket.socket, address: Any) -> SocketAddress:
     return socket_address(sock.family, address)
 
 
@@ -677,8 +669,35 @@ def clone_udp_socket(proc: HostProcess, socket_id: int) -> int:
     return proc.resources(_UDP).add(handle.clone())
 
 
-async def _udp_receive(udp: UdpSocket, n: int) -> bytes:
-    return await udp.sock.recv(n)
+def _receive(
+    proc: HostProcess,
+    socket_id: int,
+    buf_ptr: int,
+    buf_len: int,
+    opaque_ptr: int,
+    peer_ptr: int | None,
+    fn: str,
+) -> Any:
+    udp = _udp(proc, socket_id, fn)
+    proc.memory.check(buf_ptr, buf_len)
+    proc.memory.check(opaque_ptr, 8)
+    if peer_ptr is not None:
+        proc.memory.check(peer_ptr, 8)
+
+    def done(received: tuple[bytes, Any]) -> int:
+        data, address = received
+        proc.memory.write(buf_ptr, data)
+        proc.memory.write_u64(opaque_ptr, len(data))
+        if peer_ptr is not None:
+            proc.memory.write_u64(peer_ptr, _dns(proc, _socket_address(udp.sock, address)))
+        return 0
+
+    try:
+        return done(udp.sock.recvfrom(buf_len))
+    except BlockingIOError:
+        return _io(proc, opaque_ptr, udp.receive, (buf_len,), done)
+    except OSError as e:
+        return _fail(proc, opaque_ptr, e)
 
 
 @namespace.function("udp_receive (i64, i32, i32, i32) -> i32", blocking=True)
@@ -686,16 +705,7 @@ def udp_receive(
     proc: HostProcess, socket_id: int, buf_ptr: int, buf_len: int, opaque_ptr: int
 ) -> Any:
     """Wait for a datagram (truncated to the buffer); no timeout."""
-    udp = _udp(proc, socket_id, "udp_receive")
-    proc.memory.check(buf_ptr, buf_len)
-    return _io(
-        proc, opaque_ptr, _udp_receive, (udp, buf_len), _bytes_out(proc, buf_ptr, opaque_ptr)
-    )
-
-
-async def _udp_receive_from(udp: UdpSocket, n: int) -> tuple[bytes, SocketAddress]:
-    data, address = await udp.sock.recvfrom(n)
-    return data, _socket_address(udp.sock, address)
+    return _receive(proc, socket_id, buf_ptr, buf_len, opaque_ptr, None, "udp_receive")
 
 
 @namespace.function("udp_receive_from (i64, i32, i32, i32, i32) -> i32", blocking=True)
@@ -703,28 +713,10 @@ def udp_receive_from(
     proc: HostProcess, socket_id: int, buf_ptr: int, buf_len: int, opaque_ptr: int, peer_ptr: int
 ) -> Any:
     """As ``udp_receive``, with a DNS iterator of the sender at ``peer_ptr``."""
-    udp = _udp(proc, socket_id, "udp_receive_from")
-    proc.memory.check(buf_ptr, buf_len)
-    proc.memory.check(peer_ptr, 8)
-
-    def done(received: tuple[bytes, SocketAddress]) -> int:
-        data, peer = received
-        proc.memory.write(buf_ptr, data)
-        proc.memory.write_u64(opaque_ptr, len(data))
-        proc.memory.write_u64(peer_ptr, _dns(proc, peer))
-        return 0
-
-    return _io(proc, opaque_ptr, _udp_receive_from, (udp, buf_len), done)
+    return _receive(proc, socket_id, buf_ptr, buf_len, opaque_ptr, peer_ptr, "udp_receive_from")
 
 
-async def _udp_connect(udp: UdpSocket, sockaddr: Any, timeout_ms: int) -> Any:
-    with trio.move_on_at(deadline(timeout_ms)):
-        await udp.sock.connect(sockaddr)
-        return 0
-    return TIMED_OUT
-
-
-@namespace.function("udp_connect (i64, i32, i32, i32, i32, i32, i64, i32) -> i32", blocking=True)
+@namespace.function("udp_connect (i64, i32, i32, i32, i32, i32, i64, i32) -> i32")
 def udp_connect(
     proc: HostProcess,
     socket_id: int,
@@ -735,30 +727,35 @@ def udp_connect(
     scope: int,
     timeout_ms: int,
     id_ptr: int,
-) -> Any:
-    """Connect the socket to one peer: 0 (writing 0 at ``id_ptr``)."""
+) -> int:
+    """Connect the socket to one peer: 0 (writing 0 at ``id_ptr``). A UDP
+    connect completes at once, so the timeout never expires."""
     udp = _udp(proc, socket_id, "udp_connect")
     _, sockaddr = _address(proc, addr_type, addr_ptr, port, flow, scope, "udp_connect")
+    try:
+        udp.sock.connect(sockaddr)
+    except OSError as e:
+        return _fail(proc, id_ptr, e)
+    proc.memory.write_u64(id_ptr, 0)
+    return 0
 
-    def done(_: int) -> int:
-        proc.memory.write_u64(id_ptr, 0)
-        return 0
 
-    return _io(proc, id_ptr, _udp_connect, (udp, sockaddr, _timeout_ms(timeout_ms)), done)
-
-
-async def _udp_send(udp: UdpSocket, data: bytes, sockaddr: Any) -> int:
-    if sockaddr is None:
-        return await udp.sock.send(data)
-    return await udp.sock.sendto(data, sockaddr)
+def _send(proc: HostProcess, udp: UdpSocket, data: bytes, sockaddr: Any, opaque_ptr: int) -> Any:
+    proc.memory.check(opaque_ptr, 8)
+    done = _count_out(proc, opaque_ptr)
+    try:
+        return done(udp.sock.send(data) if sockaddr is None else udp.sock.sendto(data, sockaddr))
+    except BlockingIOError:
+        return _io(proc, opaque_ptr, udp.send, (data, sockaddr), done)
+    except OSError as e:
+        return _fail(proc, opaque_ptr, e)
 
 
 @namespace.function("udp_send (i64, i32, i32, i32) -> i32", blocking=True)
 def udp_send(proc: HostProcess, socket_id: int, buf_ptr: int, buf_len: int, opaque_ptr: int) -> Any:
     """Send a datagram to the connected peer: 0 with the bytes sent."""
     udp = _udp(proc, socket_id, "udp_send")
-    data = proc.memory.read(buf_ptr, buf_len)
-    return _io(proc, opaque_ptr, _udp_send, (udp, data, None), _count_out(proc, opaque_ptr))
+    return _send(proc, udp, proc.memory.read(buf_ptr, buf_len), None, opaque_ptr)
 
 
 @namespace.function(
@@ -780,10 +777,10 @@ def udp_send_to(
     udp = _udp(proc, socket_id, "udp_send_to")
     data = proc.memory.read(buf_ptr, buf_len)
     _, sockaddr = _address(proc, addr_type, addr_ptr, port, flow, scope, "udp_send_to")
-    return _io(proc, opaque_ptr, _udp_send, (udp, data, sockaddr), _count_out(proc, opaque_ptr))
+    return _send(proc, udp, data, sockaddr, opaque_ptr)
 
 
-def _sockopt(proc: HostProcess, socket_id: int, fn: str) -> tuple[trio.socket.SocketType, int, int]:
+def _sockopt(proc: HostProcess, socket_id: int, fn: str) -> tuple[stdlib_socket.socket, int, int]:
     """The socket and the (level, option) of its TTL."""
     sock = _udp(proc, socket_id, fn).sock
     if sock.family == stdlib_socket.AF_INET6:
