@@ -708,3 +708,68 @@ async def test_a_certificate_that_is_not_pem_traps_at_tls_bind(
     exit = await (await runtime.spawn(module, "main")).wait()
     assert exit.reason is ExitReason.FAILURE
     assert "expected a single certificate" in exit.detail
+
+
+MORE = net_guest(
+    """
+  ;; bind [::1]:0, connect to it, accept, and report the peer's address type
+  ;; and the listener's port
+  (func (export "ipv6") (param $to i64)
+    (local $l i64) (local $s i64)
+    (if (call $tcp_bind (i32.const 6) (i32.const 2064) (i32.const 0) (i32.const 0) (i32.const 0)
+                        (i32.const 3000))
+      (then unreachable))
+    (local.set $l (i64.load (i32.const 3000)))
+    (if (call $tcp_connect (i32.const 6) (i32.const 2064) (call $local_port (local.get $l))
+                           (i32.const 0) (i32.const 0) (i64.const -1) (i32.const 3000))
+      (then unreachable))
+    (local.set $s (call $accept (local.get $l)))
+    (call $report (local.get $to) (i64.const 1)
+      (i64.extend_i32_u (call $next_port (i64.load (i32.const 3016)))))
+    (call $report (local.get $to) (i64.const 1) (i64.extend_i32_u (i32.load (i32.const 3008))))
+    (call $send_bytes (local.get $to) (i32.const 3012) (i32.const 16)))
+  ;; resolve a literal with timeout 0: it completes at once, so it succeeds
+  (func (export "try_once") (param $to i64)
+    (call $report (local.get $to) (i64.const 1)
+      (i64.extend_i32_u (call $resolve (i32.const 0) (i32.const 14) (i64.const 0)
+                                       (i32.const 3000)))))
+  ;; block in a read that never completes
+  (func (export "stuck") (param $to i64) (param $port i32)
+    (local $s i64)
+    (local.set $s (call $connect (local.get $port)))
+    (call $report (local.get $to) (i64.const 1) (i64.const 0))
+    (drop (call $read (local.get $s) (i32.const 4096) (i32.const 10))))
+""",
+    data_string(0, b"127.0.0.1:8080"),
+)
+
+
+async def test_ipv6_listeners_streams_and_addresses(runtime: supervisor.Runtime) -> None:
+    got, exit = await collect(runtime, MORE, "ipv6", n=3)
+    assert got[0] > 0  # the client's ephemeral port
+    assert got[1] == 6
+    assert got[2] == bytes(15) + b"\x01"
+    assert exit.normal
+
+
+async def test_a_timeout_of_0_tries_once(runtime: supervisor.Runtime) -> None:
+    got, exit = await collect(runtime, MORE, "try_once", n=1)
+    assert got == [0]
+    assert exit.normal
+
+
+async def test_a_guest_blocked_on_a_socket_is_killed_at_once(runtime: supervisor.Runtime) -> None:
+    module = runtime.compile_module(MORE)
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        baseline = open_fds()
+
+        async def test(ctx: Context) -> None:
+            h = await ctx.spawn(module, "stuck", [ctx.id, server.getsockname()[1]])
+            await ctx.receive(1)
+            h.kill()
+            assert (await h.wait()).reason is ExitReason.KILLED
+
+        await run_python(runtime, test)
+        assert open_fds() == baseline
