@@ -1,14 +1,11 @@
 """Registers every host function on the linker: the one place that does.
 
-Every import of HOSTAPI.md Appendix A is defined with exactly its type, so any
-lunatic guest instantiates. Functions of namespaces that are not implemented
-yet trap with ``not supported yet: <namespace>::<name>``.
+Every import of HOSTAPI.md Appendix A is implemented, with exactly its type,
+so any lunatic guest instantiates; a declaration that disagrees with the
+appendix, or one missing from it, is a bug caught when the linker is built.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
-from typing import Any, NoReturn
 
 from . import (
     distributed,
@@ -24,11 +21,11 @@ from . import (
     version,
     wasi,
 )
-from .abi import HostFunctionSpec, HostTrap, Namespace
+from .abi import HostFunctionSpec, Namespace
 from .ffi import Linker
 from .signatures import APPENDIX_A
 
-__all__ = ["IMPLEMENTED", "define_all", "unsupported"]
+__all__ = ["IMPLEMENTED", "define_all"]
 
 #: The namespace modules, in the order HOSTAPI.md lists them.
 _NAMESPACES: tuple[Namespace, ...] = (
@@ -62,27 +59,17 @@ def _implemented() -> dict[tuple[str, str], HostFunctionSpec]:
 IMPLEMENTED: dict[tuple[str, str], HostFunctionSpec] = _implemented()
 
 
-def unsupported(namespace: str, name: str) -> Callable[..., NoReturn]:
-    """A host function that traps because its namespace is not implemented."""
-    text = f"not supported yet: {namespace}::{name}"
-
-    def handler(_proc: Any, *_args: Any) -> NoReturn:
-        raise HostTrap(text)
-
-    return handler
-
-
 def define_all(linker: Linker) -> None:
     """Define WASI preview 1 and all 140 ``lunatic::*`` functions on ``linker``."""
     linker.define_wasi()
-    for (namespace, name), sig in APPENDIX_A.items():
-        spec = IMPLEMENTED.get((namespace, name))
-        if spec is None:
-            linker.define(namespace, name, sig, unsupported(namespace, name))
-            continue
-        if spec.sig != sig:
-            raise RuntimeError(f"{spec.qualname} is declared as {spec.sig}, Appendix A says {sig}")
-        linker.define(namespace, name, sig, spec.handler, blocking=spec.blocking)
+    missing = set(APPENDIX_A) - set(IMPLEMENTED)
+    if missing:
+        raise RuntimeError(f"host functions not implemented: {sorted(missing)}")
     extra = set(IMPLEMENTED) - set(APPENDIX_A)
     if extra:
         raise RuntimeError(f"host functions missing from Appendix A: {sorted(extra)}")
+    for (namespace, name), sig in APPENDIX_A.items():
+        spec = IMPLEMENTED[(namespace, name)]
+        if spec.sig != sig:
+            raise RuntimeError(f"{spec.qualname} is declared as {spec.sig}, Appendix A says {sig}")
+        linker.define(namespace, name, sig, spec.handler, blocking=spec.blocking)

@@ -22,9 +22,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from hostapi.data import DataMessage, Message
+import trio
+import trio.testing
+
+from hostapi.data import DataMessage, Message, ProcessConfig
 from hostapi.signatures import APPENDIX_A
-from supervisor import Runtime
+from supervisor import Context, Exit, Runtime
 
 T = TypeVar("T")
 
@@ -107,3 +110,51 @@ def value_of(message: Message) -> int:
     """The little-endian integer in a data message (as ``$report`` sends it)."""
     assert isinstance(message, DataMessage), message
     return int.from_bytes(message.buffer, "little", signed=True)
+
+
+#: A bump allocator exported as ``lunatic_alloc`` (for host-allocated results).
+ALLOC = """
+  (global $heap (mut i32) (i32.const 20000))
+  (func (export "lunatic_alloc") (param $n i32) (result i32) (local $p i32)
+    (local.set $p (global.get $heap))
+    (global.set $heap (i32.add (global.get $heap) (local.get $n)))
+    (local.get $p))
+"""
+
+
+async def reports(
+    runtime: Runtime,
+    wat: str,
+    *params: int,
+    n: int,
+    config: ProcessConfig | None = None,
+    entry: str = "main",
+) -> tuple[list[Any], Exit]:
+    """Run ``entry(to, *params)`` and collect ``n`` reports with tag 1 (8-byte
+    ones as integers, others as bytes); fail at once if the guest dies first."""
+    module = runtime.compile_module(wat)
+
+    async def test(ctx: Context) -> tuple[list[Any], Exit]:
+        h = await ctx.spawn(module, entry, [ctx.id, *params], config=config)
+        got: list[Any] = []
+
+        async def collect() -> None:
+            for _ in range(n):
+                m = await ctx.receive(1)
+                assert isinstance(m, DataMessage)
+                got.append(value_of(m) if len(m.buffer) == 8 else m.data)
+            nursery.cancel_scope.cancel()
+
+        async def watch() -> None:
+            # a guest that dies before sending everything fails the test at once
+            exit = await h.wait()
+            await trio.testing.wait_all_tasks_blocked()
+            if not exit.normal:
+                raise AssertionError(f"main died after {len(got)} of {n} reports: {exit}")
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(collect)
+            nursery.start_soon(watch)
+        return got, await h.wait()
+
+    return await run_python(runtime, test)

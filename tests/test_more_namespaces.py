@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from typing import Any
 
 import pytest
 import trio
@@ -13,7 +12,7 @@ import supervisor
 from hostapi.distributed import NODE_EXTENSION_OID, TEST_ROOT_CERT, TEST_ROOT_KEY
 from supervisor import Context, DataMessage, ExitReason
 
-from .guests import data_string, guest, run_python, value_of
+from .guests import ALLOC, data_string, guest, reports, run_python, value_of
 
 IMPORTS = """
   (import "lunatic::registry" "put" (func $reg_put (param i32 i32 i64 i64)))
@@ -55,49 +54,9 @@ IMPORTS = """
   (import "wasi_snapshot_preview1" "fd_prestat_get" (func $prestat (param i32 i32) (result i32)))
 """
 
-ALLOC = """
-  (global $heap (mut i32) (i32.const 20000))
-  (func (export "lunatic_alloc") (param $n i32) (result i32) (local $p i32)
-    (local.set $p (global.get $heap))
-    (global.set $heap (i32.add (global.get $heap) (local.get $n)))
-    (local.get $p))
-"""
-
 
 def g(body: str, data: str = "", memory: str = '(memory (export "memory") 2)') -> str:
     return guest(data + ALLOC + body, extra_imports=IMPORTS, memory=memory)
-
-
-async def reports(
-    runtime: supervisor.Runtime, wat: str, *params: int, n: int, config: Any = None
-) -> tuple[list[Any], supervisor.Exit]:
-    """Run ``main(to, *params)``; collect ``n`` reports with tag 1 (ints or bytes)."""
-    module = runtime.compile_module(wat)
-
-    async def test(ctx: Context) -> tuple[list[Any], supervisor.Exit]:
-        h = await ctx.spawn(module, "main", [ctx.id, *params], config=config)
-        got: list[Any] = []
-
-        async def collect() -> None:
-            for _ in range(n):
-                m = await ctx.receive(1)
-                assert isinstance(m, DataMessage)
-                got.append(value_of(m) if len(m.buffer) == 8 else m.data)
-            nursery.cancel_scope.cancel()
-
-        async def watch() -> None:
-            # a guest that dies before sending everything fails the test at once
-            exit = await h.wait()
-            await trio.testing.wait_all_tasks_blocked()
-            if not exit.normal:
-                raise AssertionError(f"main died after {len(got)} of {n} reports: {exit}")
-
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(collect)
-            nursery.start_soon(watch)
-        return got, await h.wait()
-
-    return await run_python(runtime, test)
 
 
 def send_bytes(ptr: int, length: int) -> str:

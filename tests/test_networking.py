@@ -14,7 +14,7 @@ import supervisor
 from hostapi.signatures import APPENDIX_A
 from supervisor import Context, DataMessage, ExitReason
 
-from .guests import data_string, guest, run_python, value_of
+from .guests import data_string, guest, reports, run_python, value_of
 
 
 def _net_imports() -> str:
@@ -196,28 +196,10 @@ def free_port() -> int:
         return port
 
 
-async def collect(
-    runtime: supervisor.Runtime, wat: str, entry: str, *params: int, n: int
-) -> tuple[list[Any], supervisor.Exit]:
-    """Run ``entry(to, *params)``; collect ``n`` tag-1 reports (ints or bytes)."""
-    module = runtime.compile_module(wat)
-
-    async def test(ctx: Context) -> tuple[list[Any], supervisor.Exit]:
-        h = await ctx.spawn(module, entry, [ctx.id, *params])
-        got: list[Any] = []
-        for _ in range(n):
-            m = await ctx.receive(1)
-            assert isinstance(m, DataMessage)
-            got.append(value_of(m) if len(m.buffer) == 8 else m.data)
-        return got, await h.wait()
-
-    return await run_python(runtime, test)
-
-
 async def test_address_in_use_and_connection_refused_are_error_ids_with_rusts_text(
     runtime: supervisor.Runtime,
 ) -> None:
-    got, exit = await collect(runtime, ERRORS, "main", free_port(), n=4)
+    got, exit = await reports(runtime, ERRORS, free_port(), n=4)
     assert got == [
         1,
         b"Address already in use (os error 98)",
@@ -287,7 +269,7 @@ async def test_peek_leaves_the_data_and_a_closed_peer_reads_as_0_bytes(
 
         listeners = await nursery.start(trio.serve_tcp, handler, 0)
         port = listeners[0].socket.getsockname()[1]
-        got, exit = await collect(runtime, STREAMS, "peek_then_read", port, n=4)
+        got, exit = await reports(runtime, STREAMS, port, n=4, entry="peek_then_read")
         nursery.cancel_scope.cancel()
     assert got == [b"hello", b"hello", b"hello", 0]
     assert exit.normal
@@ -300,7 +282,7 @@ async def test_a_read_past_its_timeout_returns_9027_and_writes_nothing(
         server.bind(("127.0.0.1", 0))
         server.listen()
         port = server.getsockname()[1]
-        got, exit = await collect(runtime, STREAMS, "read_timeout", port, n=5)
+        got, exit = await reports(runtime, STREAMS, port, n=5, entry="read_timeout")
     no_timeout = -1  # u64::MAX as the report's i64
     assert got == [no_timeout, 50, 9027, 77, 50]
     assert exit.normal
@@ -311,7 +293,7 @@ async def test_peer_addresses_come_back_as_dns_iterators(runtime: supervisor.Run
         server.bind(("127.0.0.1", 0))
         server.listen()
         port = server.getsockname()[1]
-        got, exit = await collect(runtime, STREAMS, "addresses", port, n=4)
+        got, exit = await reports(runtime, STREAMS, port, n=4, entry="addresses")
     # type 4 (u32), then the 4 address bytes (8 bytes: reported as an integer)
     address = int.from_bytes(b"\x04\x00\x00\x00\x7f\x00\x00\x01", "little")
     assert got == [port, address, 0, 0]
@@ -346,7 +328,7 @@ async def test_a_connect_past_its_timeout_returns_9027_and_writes_nothing(
             c.setblocking(False)
             c.connect_ex(("127.0.0.1", port))
             fillers.append(c)
-        got, exit = await collect(runtime, CONNECT_TIMEOUT, "main", port, n=2)
+        got, exit = await reports(runtime, CONNECT_TIMEOUT, port, n=2, entry="main")
     finally:
         for c in fillers:
             c.close()
@@ -745,7 +727,7 @@ MORE = net_guest(
 
 
 async def test_ipv6_listeners_streams_and_addresses(runtime: supervisor.Runtime) -> None:
-    got, exit = await collect(runtime, MORE, "ipv6", n=3)
+    got, exit = await reports(runtime, MORE, n=3, entry="ipv6")
     assert got[0] > 0  # the client's ephemeral port
     assert got[1] == 6
     assert got[2] == bytes(15) + b"\x01"
@@ -753,7 +735,7 @@ async def test_ipv6_listeners_streams_and_addresses(runtime: supervisor.Runtime)
 
 
 async def test_a_timeout_of_0_tries_once(runtime: supervisor.Runtime) -> None:
-    got, exit = await collect(runtime, MORE, "try_once", n=1)
+    got, exit = await reports(runtime, MORE, n=1, entry="try_once")
     assert got == [0]
     assert exit.normal
 

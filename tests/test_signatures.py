@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-import supervisor
 from hostapi.linking import IMPLEMENTED
 from hostapi.signatures import APPENDIX_A, FuncSig, ValType, parse_signature
-from supervisor import ExitReason
 from supervisor._engine import CompileError, wasm_host
 
 
@@ -62,29 +60,7 @@ def test_signature_lines_parse() -> None:
         parse_signature("nonsense")
 
 
-UNIMPLEMENTED = sorted(set(APPENDIX_A) - set(IMPLEMENTED))
-
-
-@pytest.mark.parametrize(("ns", "name"), UNIMPLEMENTED[::5])
-async def test_functions_not_implemented_yet_trap_with_their_name(
-    runtime: supervisor.Runtime, ns: str, name: str
-) -> None:
-    sig = APPENDIX_A[(ns, name)]
-    args = "".join(f"({t}.const 0)" for t in sig.params)
-    call = f"(call $f {args})"
-    if sig.results:
-        call = f"(drop {call})"
-    module = runtime.compile_module(
-        f'(module {_import(ns, name, sig, "f")} (memory (export "memory") 1)'
-        f' (func (export "main") {call}))'
-    )
-    exit = await (await runtime.spawn(module, "main")).wait()
-    assert exit.reason is ExitReason.FAILURE
-    assert exit.detail == f"not supported yet: {ns}::{name}"
-
-
-def test_only_sqlite_is_left_as_not_supported_yet_stubs() -> None:
-    stubs = {ns for ns, _ in set(APPENDIX_A) - set(IMPLEMENTED)}
-    assert stubs == {"lunatic::sqlite"}
-    for ns in {ns for ns, _ in APPENDIX_A} - stubs:
-        assert {k for k in APPENDIX_A if k[0] == ns} <= set(IMPLEMENTED), ns
+def test_every_function_is_implemented_and_no_not_supported_yet_stub_remains() -> None:
+    assert set(IMPLEMENTED) == set(APPENDIX_A)
+    for (ns, name), spec in IMPLEMENTED.items():
+        assert spec.sig == APPENDIX_A[(ns, name)], f"{ns}::{name}"
