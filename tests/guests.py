@@ -34,12 +34,14 @@ T = TypeVar("T")
 IMPORTED_NAMESPACES = ("lunatic::process", "lunatic::message", "lunatic::error")
 
 
-def _imports() -> str:
+def namespace_imports(*namespaces: str, prefix: dict[str, str] | None = None) -> str:
+    """WAT imports of every Appendix A function of ``namespaces``, each
+    under its own name (after ``prefix[namespace]``, if given)."""
     lines = []
     for (ns, name), sig in APPENDIX_A.items():
-        if ns not in IMPORTED_NAMESPACES:
+        if ns not in namespaces:
             continue
-        alias = name if ns != "lunatic::error" else f"error_{name}"
+        alias = (prefix or {}).get(ns, "") + name
         params = " ".join(str(t) for t in sig.params)
         results = " ".join(str(t) for t in sig.results)
         p = f" (param {params})" if params else ""
@@ -48,7 +50,7 @@ def _imports() -> str:
     return "\n".join(lines)
 
 
-IMPORTS = _imports()
+IMPORTS = namespace_imports(*IMPORTED_NAMESPACES, prefix={"lunatic::error": "error_"})
 
 HELPERS = """
   (func $report (param $to i64) (param $tag i64) (param $value i64)

@@ -11,26 +11,11 @@ import trio
 import trio.testing
 
 import supervisor
-from hostapi.signatures import APPENDIX_A
 from supervisor import Context, DataMessage, ExitReason
 
-from .guests import data_string, guest, reports, run_python, value_of
+from .guests import data_string, guest, namespace_imports, reports, run_python, value_of
 
-
-def _net_imports() -> str:
-    lines = []
-    for (ns, name), sig in APPENDIX_A.items():
-        if ns != "lunatic::networking":
-            continue
-        params = " ".join(str(t) for t in sig.params)
-        results = " ".join(str(t) for t in sig.results)
-        p = f" (param {params})" if params else ""
-        r = f" (result {results})" if results else ""
-        lines.append(f'  (import "{ns}" "{name}" (func ${name}{p}{r}))')
-    return "\n".join(lines)
-
-
-NET_IMPORTS = _net_imports()
+NET_IMPORTS = namespace_imports("lunatic::networking")
 
 # Memory: 2048 holds 127.0.0.1, 2064 ::1, 3000-3099 the helpers' out-slots,
 # 4096-8191 a buffer; below 1024 is the tests'.
