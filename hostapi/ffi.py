@@ -525,11 +525,14 @@ class GuestMemory:
     Accesses go through a memoryview of the whole memory, rebuilt only when
     the memory's size has changed: wasmtime moves a linear memory only when
     it grows, and it never shrinks, so an unchanged size means an unchanged
-    base address. Every access still asks wasmtime for the size (one C call)
-    because the guest may have grown its memory since the last host call.
+    base address. The size is asked of wasmtime (one C call) at the first
+    access after guest code may have run, that is, once per :data:`_epoch`:
+    the epoch advances whenever a host call starts or resumes and whenever
+    a poll of a fiber returns, so within one stretch of host code the size
+    cannot have changed.
     """
 
-    __slots__ = ("_base", "_ext", "_mem", "_size", "_view", "ctx", "state")
+    __slots__ = ("_base", "_ext", "_mem", "_seen", "_size", "_view", "ctx", "state")
 
     def __init__(self, ctx: int) -> None:
         self.ctx = ctx
@@ -537,10 +540,12 @@ class GuestMemory:
         self._ext = (c_uint8 * _EXTERN_SIZE)()
         self._mem = addressof(self._ext) + _EXTERN_OF
         self._size = -1
+        self._seen = -1
         self._base = 0
         self._view = memoryview(b"")
 
     def _bind(self, found: bool) -> None:
+        self._seen = -1
         if found and self._ext[0] == _EXTERN_MEMORY:
             self.state = _BOUND
         else:
@@ -559,6 +564,7 @@ class GuestMemory:
         """Forget the memory (its store is being deleted)."""
         self.state = _ABSENT
         self._size = -1
+        self._seen = -1
         self._view = memoryview(b"")
 
     def _remap(self, size: int) -> None:
@@ -571,15 +577,17 @@ class GuestMemory:
 
     def _checked(self, ptr: int, n: int) -> memoryview:
         """The memory's view, after checking that ``[ptr, ptr+n)`` lies inside it."""
-        if self.state != _BOUND:
-            raise HostTrap(_NO_MEMORY)
-        size: int = _memory_data_size(self.ctx, self._mem)
-        if ptr + n > size:
+        if self._seen != _epoch:
+            if self.state != _BOUND:
+                raise HostTrap(_NO_MEMORY)
+            size: int = _memory_data_size(self.ctx, self._mem)
+            if size != self._size:
+                self._remap(size)
+            self._seen = _epoch
+        if ptr + n > self._size:
             raise GuestMemoryError(
-                f"out of bounds memory access: [{ptr}, {ptr + n}) of {size} bytes"
+                f"out of bounds memory access: [{ptr}, {ptr + n}) of {self._size} bytes"
             )
-        if size != self._size:
-            self._remap(size)
         return self._view
 
     def _span(self, ptr: int, n: int) -> int:
@@ -630,6 +638,8 @@ class GuestMemory:
 
 #: The process whose fiber is being polled (see the module docstring).
 current: Any = None
+#: Advances whenever guest code may have run since (see :class:`GuestMemory`).
+_epoch = 0
 #: Set by an async callback that suspended during the current poll.
 _suspended: PendingCall | None = None
 
@@ -688,7 +698,7 @@ class Fiber:
         ``None`` when the guest merely yielded (fuel) and should be polled
         again after a checkpoint.
         """
-        global current, _suspended
+        global current, _suspended, _epoch
         prev = current
         current = owner
         _suspended = None
@@ -700,6 +710,7 @@ class Fiber:
             return s
         finally:
             current = prev
+            _epoch += 1
 
     def close(self) -> None:
         """Delete the future (unwinding a suspended guest); idempotent."""
@@ -958,6 +969,8 @@ def _f32(bits: int) -> float:
 # trampoline's globals are this module's, so ``current`` is always live.
 _SYNC_TEMPLATE = """
 def trampoline(env, caller, vals, nvals, _handler=_handler, _name=_name, _w0=_w0):
+    global _epoch
+    _epoch += 1
     proc = current
     try:
         if proc.memory.state == 0:
@@ -971,6 +984,8 @@ def trampoline(env, caller, vals, nvals, _handler=_handler, _name=_name, _w0=_w0
 _ASYNC_TEMPLATE = """
 def trampoline(env, caller, args, nargs, results, nresults, trap_ret, cont,
                _handler=_handler, _name=_name, _w0=_w0, _kinds=_kinds):
+    global _epoch, _suspended
+    _epoch += 1
     cont[0] = _READY
     proc = current
     try:
@@ -978,7 +993,6 @@ def trampoline(env, caller, args, nargs, results, nresults, trap_ret, cont,
             proc.memory.bind_caller(caller)
         r = _handler(proc{args})
         if type(r) is Suspend:
-            global _suspended
             p = PendingCall(r, proc, results, _kinds, trap_ret, _name)
             _pending[p.id] = p
             _suspended = p
@@ -1034,6 +1048,8 @@ def _async_trampoline(handler: HostFunction, sig: FuncSig, qualname: str) -> Cal
 
 def _continuation(key: int) -> bool:
     # Polled (on the fiber) until the driver has resumed the operation.
+    global _epoch
+    _epoch += 1
     p = _pending.get(key)
     if p is None:
         return True
@@ -1134,8 +1150,11 @@ def _nested_continuation(key: int) -> bool:
     n = _nested.get(key)
     if n is None or not n.fiber._fut:
         return True
+    global _epoch
     try:
-        if not _future_poll(n.fiber._fut):
+        polled = _future_poll(n.fiber._fut)
+        _epoch += 1  # the nested guest ran
+        if not polled:
             return False
         result = n.fiber.result()
         n.fiber.close()

@@ -82,6 +82,11 @@ WAT = """
   (func (export "bug") (call $bug))
   (func (export "later") (result i32) (call $later (i32.const 5)))
   (func (export "poke") (result i64) (call $poke (i32.const 8)) (i64.load (i32.const 8)))
+  (func (export "grow_poke") (result i64)
+    (call $poke (i32.const 8))
+    (drop (memory.grow (i32.const 12)))
+    (call $poke (i32.const 786440))
+    (i64.add (i64.load (i32.const 8)) (i64.load (i32.const 786440))))
   (func (export "exit") (call $exit (i32.const 3)))
   (func (export "trap") unreachable)
   (func (export "spin") (param $n i32) (result i32) (local $i i32)
@@ -247,6 +252,19 @@ def test_guest_memory_is_bounds_checked(linker: ffi.Linker, module: ffi.Module) 
     mem.copy_out(100, 4, bytearray(b"xyz"), 1, 2)
     assert mem.read(100, 2) == b"yz"
     assert _run(store, owner, "poke", FuncSig((), (I64,)), []).values == (0x0102030405060708,)
+    store.close()
+
+
+def test_host_calls_see_memory_the_guest_grew_since_the_previous_one(
+    linker: ffi.Linker, module: ffi.Module
+) -> None:
+    store, owner = _store(linker, module)
+    # Growing from 1 to 13 pages moves the memory; the second poke writes
+    # past the old end, through a view of the new mapping.
+    result = _run(store, owner, "grow_poke", FuncSig((), (I64,)), [])
+    assert result.kind == "ok", result
+    assert result.values == (2 * 0x0102030405060708,)
+    assert store.memory.read(786440, 8) == (0x0102030405060708).to_bytes(8, "little")
     store.close()
 
 
