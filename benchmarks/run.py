@@ -28,7 +28,7 @@ figure that counts is the ratio to the floor:
 * ``echo``: requests per second of a Wasm TCP echo server (one process per
   connection) with 1, 10 and 100 concurrent loopback clients (64-byte
   requests, run from a separate interpreter), against a plain Trio echo
-  server measured the same way.
+  server measured the same way (best of three rounds, taking turns).
 """
 
 from __future__ import annotations
@@ -726,6 +726,7 @@ ECHO_WAT = """(module
         (br $more))))))"""
 
 ECHO_SIZE = 64
+ECHO_ROUNDS = 3
 
 
 async def _echo_clients(port: int, clients: int, requests: int) -> float:
@@ -792,8 +793,13 @@ def bench_echo(n: int) -> list[Row]:
     rows: list[Row] = []
     for clients in (1, 10, 100):
         requests = max(n // clients, 20)
-        floor = trio.run(_trio_echo_server, clients, requests)
-        wasm = trio.run(_wasm_echo_server, clients, requests)
+        # Best of three rounds, the two servers taking turns: the clients
+        # share the machine's two cores with the server, and a single round
+        # swings by a third either way.
+        floor = wasm = 0.0
+        for _ in range(ECHO_ROUNDS):
+            floor = max(floor, trio.run(_trio_echo_server, clients, requests))
+            wasm = max(wasm, trio.run(_wasm_echo_server, clients, requests))
         target = " (target >= 50%)" if clients == 100 else ""
         rows.append(
             (f"TCP echo, {clients} clients", "plain Trio server", f"{floor:,.0f} req/s", "floor")

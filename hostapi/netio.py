@@ -205,7 +205,8 @@ class _Gate:
 
     async def __aexit__(self, *exc: object) -> None:
         self._busy = False
-        self._waiters.unpark()
+        if self._waiters:
+            self._waiters.unpark()
 
 
 def _close(sock: stdlib_socket.socket) -> None:
