@@ -22,6 +22,7 @@ failures trap, as in lunatic.
 from __future__ import annotations
 
 import errno
+import os
 import socket as stdlib_socket
 import ssl
 from collections.abc import Callable
@@ -88,6 +89,9 @@ def _drop(proc: HostProcess, kind: str, rid: int, fn: str) -> None:
     item.close()
 
 
+_FLOW_LABEL: Final = 0xF_FFFF
+
+
 def _address(
     proc: HostProcess, addr_type: int, addr_ptr: int, port: int, flow: int, scope: int, fn: str
 ) -> tuple[int, Any]:
@@ -97,8 +101,22 @@ def _address(
         return stdlib_socket.AF_INET, (host, port & 0xFFFF)
     if addr_type == 6:
         host = stdlib_socket.inet_ntop(stdlib_socket.AF_INET6, proc.memory.read(addr_ptr, 16))
-        return stdlib_socket.AF_INET6, (host, port & 0xFFFF, flow, scope)
+        # Python takes only the 20-bit flow label; Linux ignores the flow info
+        # of bind, connect and sendto anyway unless IPV6_FLOWINFO_SEND is on.
+        return stdlib_socket.AF_INET6, (host, port & 0xFFFF, flow & _FLOW_LABEL, scope)
     raise op_trap("Unsupported address type", f"{_NS}::{fn}")
+
+
+def _for_socket(sock: stdlib_socket.socket, family: int, sockaddr: Any) -> Any:
+    """``sockaddr`` as the existing socket ``sock`` takes it, as the kernel
+    would: IPv4-mapped on an IPv6 socket; an IPv6 address on an IPv4 socket
+    fails with EAFNOSUPPORT (raised as :class:`OSError`)."""
+    if family == sock.family:
+        return sockaddr
+    if sock.family == stdlib_socket.AF_INET6:
+        host, port = sockaddr
+        return (f"::ffff:{host}", port, 0, 0)
+    raise OSError(errno.EAFNOSUPPORT, os.strerror(errno.EAFNOSUPPORT))
 
 
 def _dns(proc: HostProcess, *addresses: SocketAddress) -> int:
@@ -731,9 +749,9 @@ def udp_connect(
     """Connect the socket to one peer: 0 (writing 0 at ``id_ptr``). A UDP
     connect completes at once, so the timeout never expires."""
     udp = _udp(proc, socket_id, "udp_connect")
-    _, sockaddr = _address(proc, addr_type, addr_ptr, port, flow, scope, "udp_connect")
+    family, sockaddr = _address(proc, addr_type, addr_ptr, port, flow, scope, "udp_connect")
     try:
-        udp.sock.connect(sockaddr)
+        udp.sock.connect(_for_socket(udp.sock, family, sockaddr))
     except OSError as e:
         return _fail(proc, id_ptr, e)
     proc.memory.write_u64(id_ptr, 0)
@@ -776,7 +794,11 @@ def udp_send_to(
     """Send a datagram to an address: 0 with the bytes sent."""
     udp = _udp(proc, socket_id, "udp_send_to")
     data = proc.memory.read(buf_ptr, buf_len)
-    _, sockaddr = _address(proc, addr_type, addr_ptr, port, flow, scope, "udp_send_to")
+    family, sockaddr = _address(proc, addr_type, addr_ptr, port, flow, scope, "udp_send_to")
+    try:
+        sockaddr = _for_socket(udp.sock, family, sockaddr)
+    except OSError as e:
+        return _fail(proc, opaque_ptr, e)
     return _send(proc, udp, data, sockaddr, opaque_ptr)
 
 
@@ -810,7 +832,9 @@ def get_udp_socket_broadcast(proc: HostProcess, socket_id: int) -> int:
 def set_udp_socket_ttl(proc: HostProcess, socket_id: int, ttl: int) -> None:
     sock, level, option = _sockopt(proc, socket_id, "set_udp_socket_ttl")
     try:
-        sock.setsockopt(level, option, ttl)
+        # The bits go to setsockopt as a C int, as Rust's ``set_ttl`` passes
+        # them: u32::MAX is -1 (the default TTL), 256 and up fail (EINVAL).
+        sock.setsockopt(level, option, ttl - (1 << 32) if ttl & 0x8000_0000 else ttl)
     except OSError as e:
         raise op_trap(io_error_text(e), f"{_NS}::set_udp_socket_ttl") from None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pathlib
 import socket
 from typing import Any
 
@@ -454,9 +455,67 @@ UDP = net_guest(
     (call $set_udp_socket_ttl (local.get $u) (i32.const 7))
     (call $report (local.get $to) (i64.const 1)
       (i64.extend_i32_u (call $get_udp_socket_ttl (local.get $u)))))
+  ;; a TTL of u32::MAX is -1 to the OS (the default); 256 is refused
+  (func (export "ttl_bits") (param $to i64)
+    (local $u i64)
+    (local.set $u (call $new_udp))
+    (call $set_udp_socket_ttl (local.get $u) (i32.const 7))
+    (call $set_udp_socket_ttl (local.get $u) (i32.const -1))
+    (call $report (local.get $to) (i64.const 1)
+      (i64.extend_i32_u (call $get_udp_socket_ttl (local.get $u))))
+    (call $set_udp_socket_ttl (local.get $u) (i32.const 256)))
+  ;; an IPv6 destination for an IPv4 socket: EAFNOSUPPORT, as the kernel says
+  (func (export "family_mismatch") (param $to i64)
+    (local $u i64)
+    (local.set $u (call $new_udp))
+    (call $report (local.get $to) (i64.const 1)
+      (i64.extend_i32_u (call $udp_send_to (local.get $u) (i32.const 0) (i32.const 4)
+                                           (i32.const 6) (i32.const 2064) (i32.const 9)
+                                           (i32.const 0) (i32.const 0) (i32.const 3056))))
+    (call $send_error (local.get $to) (i64.load (i32.const 3056)))
+    (call $report (local.get $to) (i64.const 1)
+      (i64.extend_i32_u (call $udp_connect (local.get $u) (i32.const 6) (i32.const 2064)
+                                           (i32.const 9) (i32.const 0) (i32.const 0)
+                                           (i64.const 0) (i32.const 3000))))
+    (call $send_error (local.get $to) (i64.load (i32.const 3000))))
+  ;; flow info beyond the 20-bit flow label: ignored, as Linux does
+  (func (export "flow_bits") (param $to i64)
+    (call $report (local.get $to) (i64.const 1)
+      (i64.extend_i32_u (call $udp_bind (i32.const 6) (i32.const 2064) (i32.const 0)
+                                        (i32.const -1) (i32.const 0) (i32.const 3000)))))
 """,
     data_string(0, b"ping"),
 )
+
+
+DEFAULT_TTL = int(pathlib.Path("/proc/sys/net/ipv4/ip_default_ttl").read_text())
+
+
+async def test_udp_ttl_bits_reach_the_os_as_a_c_int(runtime: supervisor.Runtime) -> None:
+    got, exit = await reports(runtime, UDP, n=1, entry="ttl_bits")
+    assert got == [DEFAULT_TTL]
+    assert not exit.normal
+    assert exit.detail == (
+        "Trap raised during host call: Invalid argument (os error 22) "
+        "(lunatic::networking::set_udp_socket_ttl)."
+    )
+
+
+async def test_an_ipv6_destination_for_an_ipv4_udp_socket_is_an_os_error(
+    runtime: supervisor.Runtime,
+) -> None:
+    got, exit = await reports(runtime, UDP, n=4, entry="family_mismatch")
+    refused = b"Address family not supported by protocol (os error 97)"
+    assert got == [1, refused, 1, refused]
+    assert exit.normal
+
+
+async def test_ipv6_flow_info_beyond_the_flow_label_is_ignored(
+    runtime: supervisor.Runtime,
+) -> None:
+    got, exit = await reports(runtime, UDP, n=1, entry="flow_bits")
+    assert got == [0]
+    assert exit.normal
 
 
 async def test_udp_datagrams_between_two_guests(runtime: supervisor.Runtime) -> None:
