@@ -866,14 +866,41 @@ class Store:
 # --------------------------------------------------------------------------
 
 
-class PendingCall:
+class _HostCall:
+    """A host call that returns to the guest later: where its result goes
+    (``results``, of types ``kinds``) or its trap (``trap_ret``)."""
+
+    __slots__ = ("kinds", "name", "owner", "results", "trap_ret")
+
+    def __init__(
+        self, owner: Any, results: Any, kinds: tuple[ValType, ...], trap_ret: Any, name: str
+    ) -> None:
+        self.owner = owner
+        self.results = results
+        self.kinds = kinds
+        self.trap_ret = trap_ret
+        self.name = name
+
+    def complete(self, request: Suspend | CallGuest, result: Any) -> None:
+        """Run ``request.finish`` on ``result`` (inside the host call) and
+        store the Wasm result it returns, or what it raises as the trap."""
+        try:
+            value = request.finish(*request.finish_args, result)
+            if self.kinds:
+                self.results[0] = int(self.kinds[0])
+                self.results[_VAL_OFFSET] = _WRITERS[self.kinds[0]](value)
+        except BaseException as e:
+            self.trap_ret[0] = _trap_address(self.owner, self.name, e)
+
+
+class PendingCall(_HostCall):
     """A blocking host call suspended until the driver resumes it.
 
     The driver awaits ``suspend.wait(*suspend.args)`` and hands the outcome
     to :meth:`resume`; the next poll of the fiber finishes the host call.
     """
 
-    __slots__ = ("id", "kinds", "name", "outcome", "owner", "results", "suspend", "trap_ret")
+    __slots__ = ("id", "outcome", "suspend")
 
     def __init__(
         self,
@@ -884,13 +911,9 @@ class PendingCall:
         trap_ret: Any,
         name: str,
     ) -> None:
+        super().__init__(owner, results, kinds, trap_ret, name)
         self.id = next(_pending_ids)
         self.suspend = suspend
-        self.owner = owner
-        self.results = results
-        self.kinds = kinds
-        self.trap_ret = trap_ret
-        self.name = name
         self.outcome: outcome.Outcome[Any] | None = None
 
     def resume(self, result: outcome.Outcome[Any]) -> None:
@@ -1057,14 +1080,7 @@ def _continuation(key: int) -> bool:
     if result is None:
         return False
     del _pending[key]
-    try:
-        s = p.suspend
-        value = s.finish(*s.finish_args, result)
-        if p.kinds:
-            p.results[0] = int(p.kinds[0])
-            p.results[_VAL_OFFSET] = _WRITERS[p.kinds[0]](value)
-    except BaseException as e:
-        p.trap_ret[0] = _trap_address(p.owner, p.name, e)
+    p.complete(p.suspend, result)
     return True
 
 
@@ -1078,10 +1094,10 @@ def _ready(_key: int) -> bool:
     return True
 
 
-class _Nested:
+class _Nested(_HostCall):
     """A nested call into the guest, made from inside a host call."""
 
-    __slots__ = ("call", "fiber", "kinds", "name", "owner", "results", "trap_ret")
+    __slots__ = ("call", "fiber")
 
     def __init__(
         self,
@@ -1093,13 +1109,9 @@ class _Nested:
         trap_ret: Any,
         name: str,
     ) -> None:
+        super().__init__(owner, results, kinds, trap_ret, name)
         self.fiber = fiber
         self.call = call
-        self.owner = owner
-        self.results = results
-        self.kinds = kinds
-        self.trap_ret = trap_ret
-        self.name = name
 
 
 _nested: dict[int, _Nested] = {}
@@ -1158,13 +1170,10 @@ def _nested_continuation(key: int) -> bool:
             return False
         result = n.fiber.result()
         n.fiber.close()
-        c = n.call
-        value = c.finish(*c.finish_args, result)
-        if n.kinds:
-            n.results[0] = int(n.kinds[0])
-            n.results[_VAL_OFFSET] = _WRITERS[n.kinds[0]](value)
     except BaseException as e:
         n.trap_ret[0] = _trap_address(n.owner, n.name, e)
+        return True
+    n.complete(n.call, result)
     return True
 
 
