@@ -283,14 +283,13 @@ def check_children(flags: SupervisorFlags, children: Sequence[ChildSpec]) -> Non
         if not isinstance(spec, ChildSpec):
             raise ChildSpecError(spec, "spec", f"must be a ChildSpec, got {type(spec).__name__}")
         if spec.id in seen:
-            raise ChildSpecError(spec.id, "id", "duplicate child id")
+            raise ChildSpecError(spec.id, "id", f"duplicate child id {spec.id!r}")
         seen.add(spec.id)
         if spec.significant and flags.auto_shutdown is AutoShutdown.NEVER:
             raise ChildSpecError(
                 spec.id,
                 "significant",
-                "significant children need auto_shutdown any_significant or all_significant "
-                "(bad combination)",
+                "needs auto_shutdown any_significant or all_significant (bad combination)",
             )
     if flags.strategy is Strategy.SIMPLE_ONE_FOR_ONE and len(children) != 1:
         raise SupervisorFlagsError(

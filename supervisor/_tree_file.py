@@ -46,6 +46,7 @@ from ._specs import (
     SupervisorFlags,
     SupervisorFlagsError,
     WasmChild,
+    check_children,
 )
 
 if TYPE_CHECKING:
@@ -153,16 +154,12 @@ class _Loader:
                     raise TreeError(
                         f"{where}.children[{i}].instances: only for simple_one_for_one supervisors"
                     )
-        seen: set[str] = set()
-        for i, spec in enumerate(children):
-            if spec.id in seen:
-                raise TreeError(f"{where}.children[{i}].id: duplicate child id {spec.id!r}")
-            seen.add(spec.id)
-            if spec.significant and not simple and flags.auto_shutdown.value == "never":
-                raise TreeError(
-                    f"{where}.children[{i}].significant: needs auto_shutdown any_significant "
-                    "or all_significant"
-                )
+        try:
+            check_children(flags, children)
+        except ChildSpecError as e:
+            # the first child with that id, or for a duplicate the second
+            at = [i for i, spec in enumerate(children) if spec.id == e.child][e.field == "id"]
+            raise TreeError(f"{where}.children[{at}].{e.field}: {e.message}") from None
         return flags, children, instances
 
     def child(self, table: dict[str, Any], where: str) -> ChildSpec:

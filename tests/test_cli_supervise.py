@@ -225,6 +225,14 @@ NESTED = '[[supervisor.children.children]]\nid = "w"\nmodule = "workers.wat"\nen
             "or all_significant",
         ),
         (
+            SUP
+            + 'strategy = "simple_one_for_one"\n'
+            + CHILD
+            + 'entry = "job"\nparams = [1]\nrestart = "transient"\nsignificant = true\n',
+            "supervisor.children[0].significant: needs auto_shutdown any_significant "
+            "or all_significant",
+        ),
+        (
             SUP + 'strategy = "simple_one_for_one"\n',
             "supervisor.children: a simple_one_for_one supervisor has exactly one child spec "
             "(got 0)",
