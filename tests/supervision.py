@@ -44,9 +44,10 @@ WASM_WORKER = guest(
   (func (export "stubborn")
     (call $die_when_link_dies (i32.const 0))
     (loop $l (drop (call $recv)) (br $l)))
-  ;; the same, spinning in pure Wasm
-  (func (export "spinner")
+  ;; the same, spinning in pure Wasm, once it has told $to
+  (func (export "spinner") (param $to i64)
     (call $die_when_link_dies (i32.const 0))
+    (call $report (local.get $to) (i64.const 1) (i64.const 0))
     (loop $l (br $l)))
   ;; catches link failures and answers lunatic-rs's shutdown request
   (func (export "polite")
@@ -119,9 +120,11 @@ class Workers:
         self.runtime = runtime
         self.module = runtime.compile_module(WASM_WORKER) if kind == "wasm" else None
 
-    def spec(self, child_id: str, entry: str = "worker", **kwargs: Any) -> ChildSpec:
+    def spec(
+        self, child_id: str, entry: str = "worker", params: Sequence[int] = (), **kwargs: Any
+    ) -> ChildSpec:
         if self.module is not None:
-            return ChildSpec(child_id, WasmChild(self.module, entry), **kwargs)
+            return ChildSpec(child_id, WasmChild(self.module, entry, params), **kwargs)
         return ChildSpec(child_id, PythonChild(py_worker, (child_id,)), **kwargs)
 
     def die(self, pid: int) -> None:

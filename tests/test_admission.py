@@ -112,8 +112,10 @@ async def test_spawn_past_capacity_returns_an_error_and_everything_carries_on(
             await rt.spawn(module, "child")
         assert len(rt.processes()) == 5  # 4 children and the parent (the test ended)
         # when a child ends, its place is free again
-        rt.send(3, b"go")
-        await trio.sleep(1)
+        child = rt.process(3)
+        assert child is not None
+        rt.send(child, b"go")
+        await child.wait()
         assert rt.budget.live == 4
         h = await rt.spawn(module, "child")
         rt.send(h, b"go")

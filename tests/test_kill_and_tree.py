@@ -9,7 +9,7 @@ import trio
 
 import supervisor
 from hostapi import ffi
-from supervisor import Context, ExitReason
+from supervisor import Context, Exit, ExitReason
 
 from .guests import data_string, guest, run_python, value_of
 
@@ -19,6 +19,10 @@ GUEST = guest(
   (func (export "sleeper") (call $sleep_ms (i64.const -1)))
   (func (export "waiter") (drop (call $recv)))
   (func (export "spin") (loop $l (br $l)))
+  ;; tell $to, then spin
+  (func (export "spinning") (param $to i64)
+    (call $report (local.get $to) (i64.const 1) (i64.const 0))
+    (loop $l (br $l)))
   ;; spawn an unlinked and a linked sleeper, report both ids, then sleep
   (func (export "parent") (param $to i64)
     (call $report (local.get $to) (i64.const 1)
@@ -47,14 +51,19 @@ async def test_kill_stops_a_guest_blocked_in_a_host_call(
 async def test_kill_stops_a_guest_spinning_in_pure_wasm(runtime: supervisor.Runtime) -> None:
     # Real clock: a spinning guest keeps Trio busy through its fuel yields.
     module = runtime.compile_module(GUEST)
-    h = await runtime.spawn(module, "spin")
-    await trio.sleep(0.05)
-    assert h.alive
-    start = time.perf_counter()
-    h.kill()
-    exit = await h.wait()
+
+    async def test(ctx: Context) -> tuple[Exit, float]:
+        h = await ctx.spawn(module, "spinning", [ctx.id])
+        await ctx.receive(1)  # it is in its loop
+        assert h.alive
+        start = time.perf_counter()
+        h.kill()
+        exit = await h.wait()
+        return exit, time.perf_counter() - start
+
+    exit, took = await run_python(runtime, test)
     assert exit.reason is ExitReason.KILLED
-    assert time.perf_counter() - start < 0.5
+    assert took < 0.5
 
 
 async def test_a_spinning_guest_does_not_starve_other_tasks(runtime: supervisor.Runtime) -> None:

@@ -10,7 +10,7 @@ import trio.testing
 
 import supervisor
 from hostapi.distributed import NODE_EXTENSION_OID, TEST_ROOT_CERT, TEST_ROOT_KEY
-from supervisor import Context, DataMessage, ExitReason
+from supervisor import Context, DataMessage, Exit, ExitReason
 
 from .guests import ALLOC, data_string, guest, reports, run_python, value_of
 
@@ -297,6 +297,10 @@ CATCH = g(
     (call $try (local.get $to) (i32.const 9) (i32.const 0))    ;; 0: bad table index
     (call $report (local.get $to) (i64.const 1) (i64.extend_i32_s (global.get $marker))))
   (func (export "spin") (drop (call $catch (i32.const 4) (i32.const 0))))
+  ;; tell $to, then spin inside catch
+  (func (export "spinning") (param $to i64)
+    (call $report (local.get $to) (i64.const 1) (i64.const 0))
+    (drop (call $catch (i32.const 4) (i32.const 0))))
   (func (export "fuel") (param $to i64)
     (call $try (local.get $to) (i32.const 4) (i32.const 0)))
   (func (export "exit") (param $code i32) (drop (call $catch (i32.const 6) (local.get $code))))
@@ -334,10 +338,14 @@ async def test_catch_cannot_refill_fuel_the_process_has_used_up(
 async def test_catch_never_swallows_a_kill(runtime: supervisor.Runtime) -> None:
     # real clock: the nested call spins in pure Wasm
     module = runtime.compile_module(CATCH)
-    h = await runtime.spawn(module, "spin")
-    await trio.sleep(0.02)
-    h.kill()
-    assert (await h.wait()).reason is ExitReason.KILLED
+
+    async def test(ctx: Context) -> Exit:
+        h = await ctx.spawn(module, "spinning", [ctx.id])
+        await ctx.receive(1)  # it is about to spin inside catch
+        h.kill()
+        return await h.wait()
+
+    assert (await run_python(runtime, test)).reason is ExitReason.KILLED
     from hostapi import ffi
 
     assert ffi.live_pending() == 0
@@ -347,13 +355,12 @@ async def test_catch_never_swallows_a_link_death(runtime: supervisor.Runtime) ->
     module = runtime.compile_module(CATCH)
 
     async def crasher(ctx: Context) -> None:
-        await ctx.receive()
+        await ctx.receive()  # the guest is about to spin inside catch
         raise RuntimeError("x")
 
-    h = await runtime.spawn(module, "spin")
     c = await runtime.spawn_python(crasher)
+    h = await runtime.spawn(module, "spinning", [c.id])
     runtime.link(h, c)
-    runtime.send(c, b"crash now")
     # the guest spins inside catch: only its fuel yields let the death in
     exit = await h.wait()
     assert exit.reason is ExitReason.FAILURE

@@ -8,7 +8,14 @@ import pytest
 import trio
 
 import supervisor
-from supervisor import ChildSpec, ExitReason, PythonChild, SupervisorChild, SupervisorFlags
+from supervisor import (
+    ChildSpec,
+    Context,
+    ExitReason,
+    PythonChild,
+    SupervisorChild,
+    SupervisorFlags,
+)
 
 from .supervision import Trace, Workers, pids, py_worker, sleeper, start
 
@@ -88,10 +95,14 @@ async def test_sup_stop_timeout_kills_a_wasm_child_spinning_in_pure_wasm(
 ) -> None:
     # real clock: a spinning guest keeps Trio busy
     w = Workers("wasm", runtime)
-    sup, trace = await start(
-        runtime, SupervisorFlags(), [w.spec("spinner", entry="spinner", shutdown=0.05)]
-    )
-    await trio.sleep(0.02)
+
+    async def told(ctx: Context) -> None:
+        await ctx.receive()
+
+    spinning = await runtime.spawn_python(told)
+    spec = w.spec("spinner", entry="spinner", params=[spinning.id], shutdown=0.05)
+    sup, trace = await start(runtime, SupervisorFlags(), [spec])
+    await spinning.wait()  # it catches link failures and spins
     t0 = time.perf_counter()
     await sup.stop()
     assert 0.05 <= time.perf_counter() - t0 < 1.0
