@@ -91,10 +91,7 @@ def spawn(
     """Checks permission, name, parameters and config as lunatic does, then traps."""
     if not proc.config.can_spawn_processes:
         raise HostTrap("Process doesn't have permissions to spawn sub-processes")
-    try:
-        proc.memory.read(func_ptr, func_len).decode()
-    except UnicodeDecodeError as e:
-        raise op_trap(e, f"{_NS}::spawn") from None
+    proc.memory.read_str(func_ptr, func_len, f"{_NS}::spawn")
     raw = proc.memory.read(params_ptr, params_len)
     decode_params(raw[: len(raw) - len(raw) % 17])  # a trailing partial record is ignored
     if config_id != -1 and proc.configs.get(config_id) is None:
@@ -131,10 +128,7 @@ def send_receive_skip_search(
 def exec_lookup_nodes(
     proc: HostProcess, query_ptr: int, query_len: int, id_ptr: int, len_ptr: int, error_ptr: int
 ) -> int:
-    try:
-        proc.memory.read(query_ptr, query_len).decode()
-    except UnicodeDecodeError as e:
-        raise op_trap(e, f"{_NS}::exec_lookup_nodes") from None
+    proc.memory.read_str(query_ptr, query_len, f"{_NS}::exec_lookup_nodes")
     raise HostTrap(_NOT_INITIALIZED)
 
 

@@ -55,7 +55,7 @@ import outcome
 import wasmtime
 from wasmtime import _bindings as _b
 
-from .abi import CallGuest, GuestExit, HostTrap, Suspend
+from .abi import CallGuest, GuestExit, HostTrap, Suspend, op_trap
 from .signatures import FuncSig, ValType
 from .wasmbin import read_module_info
 
@@ -607,6 +607,14 @@ class GuestMemory:
 
     def read(self, ptr: int, n: int) -> bytes:
         return self._checked(ptr, n)[ptr : ptr + n].tobytes()
+
+    def read_str(self, ptr: int, n: int, context: str) -> str:
+        """The UTF-8 text at ``[ptr, ptr+n)``; invalid UTF-8 traps as lunatic
+        does, naming ``context``."""
+        try:
+            return self.read(ptr, n).decode()
+        except UnicodeDecodeError as e:
+            raise op_trap(e, context) from None
 
     def write(self, ptr: int, data: bytes) -> None:
         n = len(data)

@@ -7,7 +7,7 @@ prometheus-client. Names must be valid UTF-8; anything else traps.
 
 from __future__ import annotations
 
-from .abi import Namespace, op_trap
+from .abi import Namespace
 from .protocols import HostProcess
 
 __all__ = ["namespace"]
@@ -16,10 +16,7 @@ namespace = Namespace("lunatic::metrics")
 
 
 def _name(proc: HostProcess, ptr: int, length: int, fn: str) -> str:
-    try:
-        return proc.memory.read(ptr, length).decode()
-    except UnicodeDecodeError as e:
-        raise op_trap(e, f"lunatic::metrics::{fn}") from None
+    return proc.memory.read_str(ptr, length, f"lunatic::metrics::{fn}")
 
 
 @namespace.function("counter (i32, i32, i64)")

@@ -204,10 +204,7 @@ def _write_id(proc: HostProcess, ptr: int, kind: str, item: Any) -> int:
 @namespace.function("resolve (i32, i32, i64, i32) -> i32", blocking=True)
 def resolve(proc: HostProcess, name_ptr: int, name_len: int, timeout_ms: int, id_ptr: int) -> Any:
     """Resolve ``host:port`` into a DNS iterator."""
-    try:
-        name = proc.memory.read(name_ptr, name_len).decode()
-    except UnicodeDecodeError as e:
-        raise op_trap(e, f"{_NS}::resolve") from None
+    name = proc.memory.read_str(name_ptr, name_len, f"{_NS}::resolve")
     proc.memory.check(id_ptr, 8)
     return Suspend(resolve_name, (name, _timeout_ms(timeout_ms)), _resolved, (proc, id_ptr))
 
@@ -465,10 +462,7 @@ for _kind, _attribute, _set, _get_name in (
 
 
 def _text(proc: HostProcess, ptr: int, length: int, fn: str) -> str:
-    try:
-        return proc.memory.read(ptr, length).decode()
-    except UnicodeDecodeError as e:
-        raise op_trap(e, f"{_NS}::{fn}") from None
+    return proc.memory.read_str(ptr, length, f"{_NS}::{fn}")
 
 
 @namespace.function("tls_bind (i32, i32, i32, i32, i32, i32, i32, i32, i32, i32) -> i32")

@@ -213,10 +213,7 @@ def _spawn_request(
     for guest, host in config.preopens:
         if not os.path.isdir(os.path.expanduser(host)):
             raise op_trap(f"cannot preopen {host!r} as {guest!r}: not a directory", context)
-    try:
-        entry = proc.memory.read(func_ptr, func_len).decode()
-    except UnicodeDecodeError as e:
-        raise op_trap(e, context) from None
+    entry = proc.memory.read_str(func_ptr, func_len, context)
     params = decode_params(proc.memory.read(params_ptr, params_len))
     return SpawnRequest(
         pid=pid, config=config, module=module, entry=entry, params=params, link=link
@@ -298,10 +295,7 @@ def get_or_spawn(
     section 6.4). The registry is re-checked under its lock by the runtime.
     """
     context = f"{_NS}::get_or_spawn"
-    try:
-        name = proc.memory.read(name_ptr, name_len).decode()
-    except UnicodeDecodeError as e:
-        raise op_trap(e, context) from None
+    name = proc.memory.read_str(name_ptr, name_len, context)
     found = proc.environment.registry_get(name)
     if found is not None:
         proc.memory.write_u64(node_id_ptr, found[0])

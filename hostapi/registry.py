@@ -11,7 +11,7 @@ from typing import Any
 
 import outcome
 
-from .abi import MASK64, Namespace, Suspend, op_trap
+from .abi import MASK64, Namespace, Suspend
 from .protocols import HostEnvironment, HostProcess
 
 __all__ = ["namespace"]
@@ -20,10 +20,7 @@ namespace = Namespace("lunatic::registry")
 
 
 def _name(proc: HostProcess, ptr: int, length: int, fn: str) -> str:
-    try:
-        return proc.memory.read(ptr, length).decode()
-    except UnicodeDecodeError as e:
-        raise op_trap(e, f"lunatic::registry::{fn}") from None
+    return proc.memory.read_str(ptr, length, f"lunatic::registry::{fn}")
 
 
 def _when_free(env: HostEnvironment, finish: Any, *args: Any) -> Any:

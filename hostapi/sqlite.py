@@ -125,18 +125,11 @@ def _statement(proc: HostProcess, statement_id: int) -> Statement:
     return statement
 
 
-def _utf8(proc: HostProcess, ptr: int, length: int, context: str) -> str:
-    try:
-        return proc.memory.read(ptr, length).decode()
-    except UnicodeDecodeError as e:
-        raise op_trap(e, context) from None
-
-
 @namespace.function("open (i32, i32, i32) -> i64")
 def open_database(proc: HostProcess, path_ptr: int, path_len: int, id_ptr: int) -> int:
     """0 with a connection id at ``id_ptr``, or 1 with an error id there
     (permission denied, or SQLite could not open the file)."""
-    path = _utf8(proc, path_ptr, path_len, f"{_NS}::open")
+    path = proc.memory.read_str(path_ptr, path_len, f"{_NS}::open")
     denied = _access_error(path, proc.config.preopens)
     if denied is not None:
         proc.memory.write_u64(id_ptr, proc.errors.add(denied))
@@ -153,7 +146,7 @@ def open_database(proc: HostProcess, path_ptr: int, path_len: int, id_ptr: int) 
 @namespace.function("query_prepare (i64, i32, i32) -> i64")
 def query_prepare(proc: HostProcess, conn_id: int, sql_ptr: int, sql_len: int) -> int:
     """A new statement id; SQL that does not compile traps."""
-    sql = _utf8(proc, sql_ptr, sql_len, f"{_NS}::query_prepare::from_utf8")
+    sql = proc.memory.read_str(sql_ptr, sql_len, f"{_NS}::query_prepare::from_utf8")
     conn = _connection(proc, conn_id, f"{_NS}::query_prepare::obtain_conn")
     try:
         statement = conn.prepare(sql)
@@ -165,7 +158,7 @@ def query_prepare(proc: HostProcess, conn_id: int, sql_ptr: int, sql_len: int) -
 @namespace.function("execute (i64, i32, i32) -> i32")
 def execute(proc: HostProcess, conn_id: int, sql_ptr: int, sql_len: int) -> int:
     """Run the statements of the SQL; 0, or the failing one's result code."""
-    sql = _utf8(proc, sql_ptr, sql_len, f"{_NS}::execute")
+    sql = proc.memory.read_str(sql_ptr, sql_len, f"{_NS}::execute")
     return _connection(proc, conn_id, f"{_NS}::execute").execute(sql)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from .abi import MASK64, Namespace, lookup_trap, op_trap
+from .abi import MASK64, Namespace, lookup_trap
 from .data import ProcessConfig
 from .protocols import HostProcess
 
@@ -23,10 +23,7 @@ _NS = "lunatic::wasi"
 
 
 def _text(proc: HostProcess, ptr: int, length: int, fn: str) -> str:
-    try:
-        return proc.memory.read(ptr, length).decode()
-    except UnicodeDecodeError as e:
-        raise op_trap(e, f"{_NS}::{fn}") from None
+    return proc.memory.read_str(ptr, length, f"{_NS}::{fn}")
 
 
 def _config(proc: HostProcess, config_id: int, fn: str) -> ProcessConfig:
