@@ -762,6 +762,34 @@ class Fiber:
         return CallResult("ok", values=tuple(values))
 
 
+def _call_async(
+    ctx: int,
+    ext: Any,
+    params: Sequence[ValType],
+    args: Sequence[Any],
+    results: tuple[ValType, ...],
+) -> Fiber:
+    """Start calling the function in the extern buffer ``ext`` on ``ctx``."""
+    n = len(params)
+    argv = (_b.wasmtime_val_t * max(n, 1))()
+    for i, (kind, value) in enumerate(zip(params, args, strict=True)):
+        _set_val(argv[i], kind, value)
+    nres = len(results)
+    res = (_b.wasmtime_val_t * max(nres, 1))()
+    fiber = Fiber(0, (ext, argv), res, results)
+    fiber._fut = _func_call_async(
+        ctx,
+        addressof(ext) + _EXTERN_OF,
+        addressof(argv),
+        n,
+        addressof(res),
+        nres,
+        addressof(fiber._trap),
+        addressof(fiber._err),
+    )
+    return fiber
+
+
 def _set_val(val: Any, kind: ValType, value: Any) -> None:
     val.kind = int(kind)
     if kind == ValType.I32:
@@ -838,24 +866,7 @@ class Store:
             return None
         if ext[0] != _EXTERN_FUNC:
             return None
-        n = len(sig.params)
-        argv = (_b.wasmtime_val_t * max(n, 1))()
-        for i, (kind, value) in enumerate(zip(sig.params, args, strict=True)):
-            _set_val(argv[i], kind, value)
-        nres = len(sig.results)
-        results = (_b.wasmtime_val_t * max(nres, 1))()
-        fib = Fiber(0, (ext, argv), results, sig.results)
-        fib._fut = _func_call_async(
-            self.ctx,
-            addressof(ext) + _EXTERN_OF,
-            addressof(argv),
-            n,
-            addressof(results),
-            nres,
-            addressof(fib._trap),
-            addressof(fib._err),
-        )
-        return fib
+        return _call_async(self.ctx, ext, sig.params, args, sig.results)
 
     def close(self) -> None:
         """Delete the store, its instance and its memory; idempotent."""
@@ -1140,23 +1151,7 @@ def _start_nested(
     nm = call.export.encode()
     if not _caller_export_get(caller, nm, len(nm), ext) or ext[0] != _EXTERN_FUNC:
         raise HostTrap(call.missing)
-    n = len(call.params)
-    argv = (_b.wasmtime_val_t * max(n, 1))()
-    for i, (kind, value) in enumerate(zip(call.params, call.args, strict=True)):
-        _set_val(argv[i], kind, value)
-    nres = len(call.results)
-    res = (_b.wasmtime_val_t * max(nres, 1))()
-    fiber = Fiber(0, (ext, argv), res, call.results)
-    fiber._fut = _func_call_async(
-        _caller_context(caller),
-        addressof(ext) + _EXTERN_OF,
-        addressof(argv),
-        n,
-        addressof(res),
-        nres,
-        addressof(fiber._trap),
-        addressof(fiber._err),
-    )
+    fiber = _call_async(_caller_context(caller), ext, call.params, call.args, call.results)
     key = next(_pending_ids)
     _nested[key] = _Nested(fiber, call, owner, results, kinds, trap_ret, name)
     cont[0] = _NEST_CONT
