@@ -17,6 +17,7 @@ from typing import Final
 from .abi import CallGuest, HostTrap, Namespace, lookup_trap, op_trap
 from .alloc import bincode_str, host_allocated
 from .data import DataMessage
+from .message import take_scratch
 from .process import decode_params
 from .protocols import HostProcess
 
@@ -100,10 +101,7 @@ def spawn(
 
 
 def _send_trap(proc: HostProcess, fn: str) -> HostTrap:
-    message = proc.scratch
-    if message is None:
-        return lookup_trap(f"{_NS}::{fn}")
-    proc.scratch = None
+    message = take_scratch(proc, f"{_NS}::{fn}")
     if not isinstance(message, DataMessage):
         return HostTrap("Only Message::Data can be sent across nodes.")
     if message.resources:

@@ -16,7 +16,7 @@ from .abi import MASK64, TIMEOUT, HostTrap, Namespace, Suspend, lookup_trap
 from .data import DataMessage, Message
 from .protocols import HostProcess
 
-__all__ = ["namespace", "timeout_from_guest"]
+__all__ = ["namespace", "take_scratch", "timeout_from_guest"]
 
 namespace = Namespace("lunatic::message")
 
@@ -189,10 +189,17 @@ def take_udp_socket(proc: HostProcess, index: int) -> int:
 # -- sending and receiving -----------------------------------------------------
 
 
-def _take_scratch(proc: HostProcess, fn: str) -> Message:
-    m = _scratch(proc, fn)
+def take_scratch(proc: HostProcess, context: str) -> Message:
+    """Take the scratch message to send it; none traps, naming ``context``."""
+    m = proc.scratch
+    if m is None:
+        raise lookup_trap(context)
     proc.scratch = None
     return m
+
+
+def _take_scratch(proc: HostProcess, fn: str) -> Message:
+    return take_scratch(proc, f"{_NS}::{fn}")
 
 
 @namespace.function("send (i64) -> i32")

@@ -539,15 +539,9 @@ def _trust_anchors(proc: HostProcess, certs_ptr: int, count: int) -> list[str] |
     if count == 0:
         return None
     try:
-        raw = proc.memory.read(certs_ptr, 8 * count)
-        anchors = []
-        for i in range(count):
-            ptr = int.from_bytes(raw[8 * i : 8 * i + 4], "little")
-            length = int.from_bytes(raw[8 * i + 4 : 8 * i + 8], "little")
-            anchors.append(proc.memory.read(ptr, length).decode("utf-8", "replace"))
+        return [pem.decode("utf-8", "replace") for pem in _iovecs(proc, certs_ptr, count)]
     except HostTrap:
         return None
-    return anchors
 
 
 async def _connect_tls(

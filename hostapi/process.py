@@ -195,13 +195,7 @@ def _spawn_request(
         raise HostTrap("Process doesn't have permissions to spawn sub-processes")
     if not proc.initialized:
         raise HostTrap("Cannot spawn process during module initialization")
-    if config_id == -1:
-        config = proc.config
-    else:
-        found = proc.configs.get(config_id & MASK64)
-        if found is None:
-            raise lookup_trap(f"{context}: Config ID doesn't exist")
-        config = found.copy()
+    config = proc.config if config_id == -1 else _config(proc, config_id, fn).copy()
     if module_id == -1:
         module = proc.module
     else:

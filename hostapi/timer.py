@@ -8,7 +8,8 @@ section 6.11, so a fired timer gives 0).
 
 from __future__ import annotations
 
-from .abi import MASK64, Namespace, lookup_trap
+from .abi import MASK64, Namespace
+from .message import take_scratch
 from .protocols import HostProcess
 
 __all__ = ["namespace"]
@@ -19,10 +20,7 @@ namespace = Namespace("lunatic::timer")
 @namespace.function("send_after (i64, i64) -> i64")
 def send_after(proc: HostProcess, pid: int, delay_ms: int) -> int:
     """Queue the scratch message for ``pid`` after ``delay_ms``; the timer's id."""
-    message = proc.scratch
-    if message is None:
-        raise lookup_trap("lunatic::timer::send_after")
-    proc.scratch = None
+    message = take_scratch(proc, "lunatic::timer::send_after")
     return proc.send_after(pid & MASK64, delay_ms & MASK64, message)
 
 
