@@ -35,15 +35,12 @@ __all__ = [
     "lookup_trap",
     "op_trap",
     "to_signed64",
-    "to_unsigned64",
 ]
 
 #: Return code of every call that timed out (HOSTAPI.md section 0.4).
 TIMEOUT: Final = 9027
 MASK32: Final = 0xFFFF_FFFF
 MASK64: Final = 0xFFFF_FFFF_FFFF_FFFF
-#: ``u64::MAX`` as a guest passes it in an ``i64``: "no timeout".
-NO_TIMEOUT: Final = -1
 
 
 class HostTrap(Exception):
@@ -129,11 +126,6 @@ def lookup_trap(context: str) -> HostTrap:
 def op_trap(error: object, context: str) -> HostTrap:
     """The trap lunatic raises when an operation fails with an error."""
     return HostTrap(f"Trap raised during host call: {error} ({context}).")
-
-
-def to_unsigned64(value: int) -> int:
-    """Reinterpret an ``i64`` argument as the ``u64`` it carries."""
-    return value & MASK64
 
 
 def to_signed64(value: int) -> int:

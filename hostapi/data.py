@@ -11,6 +11,7 @@ import os
 from collections.abc import Iterator, Sequence
 from typing import Any, Final, Generic, TypeVar
 
+from .abi import MASK32
 from .signatures import ValType
 
 __all__ = [
@@ -33,8 +34,6 @@ LINK_DIED: Final = 1
 PROCESS_DIED: Final = 2
 #: Python-only messages (:class:`ObjectMessage`); never returned to a guest.
 OBJECT: Final = 3
-
-U32_MAX: Final = 0xFFFF_FFFF
 
 
 class DataMessage:
@@ -145,7 +144,7 @@ class ProcessConfig:
     def __init__(
         self,
         *,
-        max_memory: int = U32_MAX,
+        max_memory: int = MASK32,
         max_fuel: int = 0,
         can_compile_modules: bool = False,
         can_create_configs: bool = False,

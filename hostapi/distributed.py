@@ -147,10 +147,6 @@ def test_root_cert(proc: HostProcess, len_ptr: int) -> CallGuest:
     return host_allocated(proc, data, len_ptr, f"{_NS}::test_root_cert")
 
 
-def _pem(proc: HostProcess, ptr: int, length: int, fn: str) -> bytes:
-    return proc.memory.read(ptr, length)
-
-
 @namespace.function("default_server_certificates (i32, i32, i32, i32, i32) -> i32", blocking=True)
 def default_server_certificates(
     proc: HostProcess, cert_ptr: int, cert_len: int, key_ptr: int, key_len: int, len_ptr: int
@@ -158,8 +154,8 @@ def default_server_certificates(
     """A certificate for ``ctrl.lunatic.cloud`` signed by the given CA, as
     bincode (certificate PEM, private key PEM)."""
     fn = "default_server_certificates"
-    ca = _pem(proc, cert_ptr, cert_len, fn)
-    ca_key = _pem(proc, key_ptr, key_len, fn)
+    ca = proc.memory.read(cert_ptr, cert_len)
+    ca_key = proc.memory.read(key_ptr, key_len)
     try:
         cert, key = _server_certificate(ca, ca_key)
     except (ValueError, TypeError) as e:
@@ -181,9 +177,9 @@ def sign_node(
     """Sign a node's CSR with the given CA, adding lunatic's node extension;
     the certificate PEM as one bincode string."""
     fn = "sign_node"
-    ca = _pem(proc, cert_ptr, cert_len, fn)
-    ca_key = _pem(proc, key_ptr, key_len, fn)
-    csr = _pem(proc, csr_ptr, csr_len, fn)
+    ca = proc.memory.read(cert_ptr, cert_len)
+    ca_key = proc.memory.read(key_ptr, key_len)
+    csr = proc.memory.read(csr_ptr, csr_len)
     try:
         cert = _sign_csr(ca, ca_key, csr)
     except (ValueError, TypeError) as e:

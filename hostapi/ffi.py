@@ -55,7 +55,7 @@ import outcome
 import wasmtime
 from wasmtime import _bindings as _b
 
-from .abi import CallGuest, GuestExit, HostTrap, Suspend, op_trap
+from .abi import MASK64, CallGuest, GuestExit, HostTrap, Suspend, op_trap
 from .signatures import FuncSig, ValType
 from .wasmbin import read_module_info
 
@@ -203,7 +203,6 @@ _RAW_STRIDE: Final = ctypes.sizeof(_b.wasmtime_val_raw_t) // 8
 _VAL_STRIDE: Final = ctypes.sizeof(_b.wasmtime_val_t) // 8
 _VAL_OFFSET: Final = _b.wasmtime_val_t.of.offset // 8
 _INSTANCE_SIZE: Final = ctypes.sizeof(_b.wasmtime_instance_t)
-_U64_MAX: Final = (1 << 64) - 1
 _I64_MAX: Final = (1 << 63) - 1
 
 # Kept alive for the life of the interpreter: wasmtime holds raw pointers.
@@ -532,7 +531,7 @@ class GuestMemory:
     cannot have changed.
     """
 
-    __slots__ = ("_base", "_ext", "_mem", "_seen", "_size", "_view", "ctx", "state")
+    __slots__ = ("_ext", "_mem", "_seen", "_size", "_view", "ctx", "state")
 
     def __init__(self, ctx: int) -> None:
         self.ctx = ctx
@@ -541,7 +540,6 @@ class GuestMemory:
         self._mem = addressof(self._ext) + _EXTERN_OF
         self._size = -1
         self._seen = -1
-        self._base = 0
         self._view = memoryview(b"")
 
     def _bind(self, found: bool) -> None:
@@ -570,7 +568,6 @@ class GuestMemory:
     def _remap(self, size: int) -> None:
         base: int = _memory_data(self.ctx, self._mem) or 0
         self._size = size
-        self._base = base
         self._view = (
             memoryview((c_uint8 * size).from_address(base)).cast("B") if size else (memoryview(b""))
         )
@@ -589,10 +586,6 @@ class GuestMemory:
                 f"out of bounds memory access: [{ptr}, {ptr + n}) of {self._size} bytes"
             )
         return self._view
-
-    def _span(self, ptr: int, n: int) -> int:
-        self._checked(ptr, n)
-        return self._base + ptr
 
     def size(self) -> int:
         """Current size in bytes (traps when there is no memory)."""
@@ -621,7 +614,7 @@ class GuestMemory:
         self._checked(ptr, n)[ptr : ptr + n] = data
 
     def write_u64(self, ptr: int, value: int) -> None:
-        self._checked(ptr, 8)[ptr : ptr + 8] = (value & _U64_MAX).to_bytes(8, "little")
+        self._checked(ptr, 8)[ptr : ptr + 8] = (value & MASK64).to_bytes(8, "little")
 
     def write_u32(self, ptr: int, value: int) -> None:
         self._checked(ptr, 4)[ptr : ptr + 4] = (value & 0xFFFF_FFFF).to_bytes(4, "little")
@@ -795,7 +788,7 @@ def _set_val(val: Any, kind: ValType, value: Any) -> None:
     if kind == ValType.I32:
         val.of.i32 = ((value + (1 << 31)) & 0xFFFF_FFFF) - (1 << 31)
     elif kind == ValType.I64:
-        val.of.i64 = ((value + (1 << 63)) & _U64_MAX) - (1 << 63)
+        val.of.i64 = ((value + (1 << 63)) & MASK64) - (1 << 63)
     elif kind == ValType.F32:
         val.of.f32 = value
     elif kind == ValType.F64:
@@ -832,7 +825,7 @@ class Store:
         # Limits as lunatic sets them (HOSTAPI.md section 1.4): memory in
         # bytes, tables below 100 000 elements, one instance, table, memory.
         _store_limiter(store, min(max_memory, _I64_MAX), 99_999, 1, 1, 1)
-        _check(_set_fuel(ctx, _U64_MAX if fuel is None else fuel), "setting fuel")
+        _check(_set_fuel(ctx, MASK64 if fuel is None else fuel), "setting fuel")
         _check(_fuel_yield(ctx, engine.settings.fuel_slice), "setting fuel yields")
         self._sinks: list[int] = []
         if wasi is not None:
@@ -967,7 +960,7 @@ def _result_writer(kind: ValType) -> Callable[[Any], Any]:
     if kind == ValType.I32:
         return lambda v: v & 0xFFFF_FFFF
     if kind == ValType.I64:
-        return lambda v: ((v + (1 << 63)) & _U64_MAX) - (1 << 63)
+        return lambda v: ((v + (1 << 63)) & MASK64) - (1 << 63)
     if kind == ValType.F64:
         return lambda v: struct.unpack("<q", struct.pack("<d", v))[0]
     if kind == ValType.F32:
