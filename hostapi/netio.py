@@ -23,8 +23,8 @@ import os
 import socket as stdlib_socket
 import ssl
 import tempfile
-from collections.abc import Sequence
-from typing import Any, Final
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Final, TypeVar
 
 import trio
 
@@ -44,6 +44,8 @@ __all__ = [
     "resolve",
     "server_context",
 ]
+
+T = TypeVar("T")
 
 #: ``u64::MAX``: no timeout (HOSTAPI.md section 0.4).
 NO_TIMEOUT: Final = 0xFFFF_FFFF_FFFF_FFFF
@@ -216,6 +218,25 @@ def _close(sock: stdlib_socket.socket) -> None:
         sock.close()
 
 
+async def _retry(
+    wait: Callable[[stdlib_socket.socket], Awaitable[None]],
+    sock: stdlib_socket.socket,
+    op: Callable[..., T],
+    *args: Any,
+) -> T:
+    """``op(*args)`` on the non-blocking ``sock``, awaiting ``wait(sock)``
+    (Trio's ``wait_readable`` or ``wait_writable``) whenever it would block."""
+    while True:
+        try:
+            return op(*args)
+        except BlockingIOError:
+            await wait(sock)
+
+
+_READABLE: Final = trio.lowlevel.wait_readable
+_WRITABLE: Final = trio.lowlevel.wait_writable
+
+
 def new_socket(family: int, kind: int) -> stdlib_socket.socket:
     sock = stdlib_socket.socket(family, kind)
     sock.setblocking(False)
@@ -285,11 +306,7 @@ class TcpConnection(_Stream):
             # and being woken by it costs more (Trio's own sockets behave the
             # same way, through the checkpoint after each send).
             await trio.lowlevel.checkpoint()
-        while True:
-            try:
-                return self.sock.recv(n, flags)
-            except BlockingIOError:
-                await trio.lowlevel.wait_readable(self.sock)
+        return await _retry(_READABLE, self.sock, self.sock.recv, n, flags)
 
     async def _recv(self, n: int, flags: int, timeout_ms: int, tried: bool) -> bytes | _TimedOut:
         async with self.read_lock:
@@ -310,11 +327,7 @@ class TcpConnection(_Stream):
         return await self._recv(n, stdlib_socket.MSG_PEEK, self.peek_timeout, False)
 
     async def _send_now(self, buffers: Sequence[bytes]) -> int:
-        while True:
-            try:
-                return self.sock.sendmsg(buffers)
-            except BlockingIOError:
-                await trio.lowlevel.wait_writable(self.sock)
+        return await _retry(_WRITABLE, self.sock, self.sock.sendmsg, buffers)
 
     async def write(self, buffers: Sequence[bytes]) -> int | _TimedOut:
         """One vectored write; it may be partial."""
@@ -360,20 +373,12 @@ class UdpSocket(_Shared):
         self.sock = sock
 
     async def receive(self, n: int) -> tuple[bytes, Any]:
-        while True:
-            try:
-                return self.sock.recvfrom(n)
-            except BlockingIOError:
-                await trio.lowlevel.wait_readable(self.sock)
+        return await _retry(_READABLE, self.sock, self.sock.recvfrom, n)
 
     async def send(self, data: bytes, sockaddr: Any) -> int:
-        while True:
-            try:
-                if sockaddr is None:
-                    return self.sock.send(data)
-                return self.sock.sendto(data, sockaddr)
-            except BlockingIOError:
-                await trio.lowlevel.wait_writable(self.sock)
+        if sockaddr is None:
+            return await _retry(_WRITABLE, self.sock, self.sock.send, data)
+        return await _retry(_WRITABLE, self.sock, self.sock.sendto, data, sockaddr)
 
     def close(self) -> None:
         _close(self.sock)
@@ -394,12 +399,7 @@ class Listener:
 
     async def accept(self) -> tuple[stdlib_socket.socket, SocketAddress]:
         async with self.lock:
-            while True:
-                try:
-                    sock, addr = self.sock.accept()
-                    break
-                except BlockingIOError:
-                    await trio.lowlevel.wait_readable(self.sock)
+            sock, addr = await _retry(_READABLE, self.sock, self.sock.accept)
         sock.setblocking(False)
         return sock, socket_address(sock.family, addr)
 

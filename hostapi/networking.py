@@ -268,14 +268,20 @@ def drop_tcp_listener(proc: HostProcess, listener_id: int) -> None:
     _drop(proc, _TCP_LISTENER, listener_id, "drop_tcp_listener")
 
 
-def _local_addr(proc: HostProcess, kind: str, rid: int, id_ptr: int, fn: str) -> int:
-    listener: Listener = _get(proc, kind, rid, fn)
+def _address_out(proc: HostProcess, id_ptr: int, get: Callable[[], SocketAddress]) -> int:
+    """0 with a DNS iterator over the address ``get()`` gives written at
+    ``id_ptr``, or 1 with the id of its error there."""
     try:
-        address = listener.local_address()
+        address = get()
     except OSError as e:
         return _fail(proc, id_ptr, e)
     proc.memory.write_u64(id_ptr, _dns(proc, address))
     return 0
+
+
+def _local_addr(proc: HostProcess, kind: str, rid: int, id_ptr: int, fn: str) -> int:
+    listener: Listener = _get(proc, kind, rid, fn)
+    return _address_out(proc, id_ptr, listener.local_address)
 
 
 @namespace.function("tcp_local_addr (i64, i32) -> i32")
@@ -337,12 +343,7 @@ def tcp_connect(
 
 def _peer_addr(proc: HostProcess, kind: str, stream_id: int, id_ptr: int, fn: str) -> int:
     handle: Handle = _get(proc, kind, stream_id, fn)
-    try:
-        address = handle.target.peer_address()
-    except OSError as e:
-        return _fail(proc, id_ptr, e)
-    proc.memory.write_u64(id_ptr, _dns(proc, address))
-    return 0
+    return _address_out(proc, id_ptr, handle.target.peer_address)
 
 
 @namespace.function("tcp_peer_addr (i64, i32) -> i32")
@@ -639,16 +640,7 @@ def _udp(proc: HostProcess, socket_id: int, fn: str) -> UdpSocket:
 @namespace.function("udp_local_addr (i64, i32) -> i32")
 def udp_local_addr(proc: HostProcess, socket_id: int, id_ptr: int) -> int:
     sock = _udp(proc, socket_id, "udp_local_addr").sock
-    try:
-        address = sock.getsockname()
-    except OSError as e:
-        return _fail(proc, id_ptr, e)
-    proc.memory.write_u64(id_ptr, _dns(proc, _socket_address(sock, address)))
-    return 0
-
-
-def _socket_address(sock: stdlib_socket.socket, address: Any) -> SocketAddress:
-    return socket_address(sock.family, address)
+    return _address_out(proc, id_ptr, lambda: socket_address(sock.family, sock.getsockname()))
 
 
 @namespace.function("udp_peer_addr (i64, i32) -> i32")
@@ -660,7 +652,7 @@ def udp_peer_addr(proc: HostProcess, socket_id: int, id_ptr: int) -> int:
     except OSError as e:
         code = _fail(proc, id_ptr, e)
         return code if e.errno == errno.ENOTCONN else 2
-    proc.memory.write_u64(id_ptr, _dns(proc, _socket_address(sock, address)))
+    proc.memory.write_u64(id_ptr, _dns(proc, socket_address(sock.family, address)))
     return 0
 
 
@@ -695,7 +687,7 @@ def _receive(
         proc.memory.write(buf_ptr, data)
         proc.memory.write_u64(opaque_ptr, len(data))
         if peer_ptr is not None:
-            proc.memory.write_u64(peer_ptr, _dns(proc, _socket_address(udp.sock, address)))
+            proc.memory.write_u64(peer_ptr, _dns(proc, socket_address(udp.sock.family, address)))
         return 0
 
     try:
