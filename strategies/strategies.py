@@ -59,7 +59,7 @@ def _stop_and_restart(
     """Stop ``affected`` (the failed child's siblings that go down with it) and
     restart the failed child and them, deleting temporary bystanders."""
     remove = tuple(c.id for c in affected if c.restart is Restart.TEMPORARY)
-    stop = tuple(c.id for c in reversed(affected) if c.running)
+    stop = shutdown_order(affected)
     group = {failed} | {c.id for c in affected}
     restart = tuple(c.id for c in children if c.id in group and c.id not in remove)
     return Plan(stop=stop, restart=restart, remove=remove)
@@ -90,12 +90,10 @@ class RestForOne:
         return _stop_and_restart(children, failed, later)
 
 
-class SimpleOneForOne:
-    kind = Strategy.SIMPLE_ONE_FOR_ONE
+class SimpleOneForOne(OneForOne):
+    """Restarts as :class:`OneForOne` does; its children are all of one spec."""
 
-    def plan(self, children: Sequence[ChildView], failed: str) -> Plan:
-        _find(children, failed)
-        return Plan(stop=(), restart=(failed,), remove=())
+    kind = Strategy.SIMPLE_ONE_FOR_ONE
 
 
 _STRATEGIES: dict[Strategy, RestartStrategy] = {

@@ -9,7 +9,6 @@ this way and prints it when the test fails.
 
 from __future__ import annotations
 
-import sys
 from typing import BinaryIO
 
 __all__ = ["CaptureGroup", "CaptureStream"]
@@ -63,10 +62,6 @@ class CaptureGroup:
         s = CaptureStream(self, len(self.streams))
         self.streams.append(s)
         return s
-
-    @classmethod
-    def echoing(cls) -> CaptureGroup:
-        return cls(echo=sys.stdout.buffer)
 
     def text(self) -> str:
         """Everything captured: one stream as is, several under headers."""

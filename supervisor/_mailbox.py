@@ -89,6 +89,3 @@ class Mailbox:
         items = list(self._queue)
         self._queue.clear()
         return items
-
-    def __iter__(self) -> object:
-        return iter(tuple(self._queue))

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import outcome
 import trio
 
-from hostapi.data import DataMessage, Message, ObjectMessage
+from hostapi.data import Message, ObjectMessage
 
 from ._exit import NORMAL_EXIT, Exit, ExitReason
 from ._process import Process
@@ -64,7 +64,6 @@ class PythonProcess(Process):
         super().__init__(runtime, environment, pid)
         self.fn = fn
         self.args = tuple(args)
-        self.name = getattr(fn, "__qualname__", repr(fn))
         self.result: outcome.Outcome[Any] | None = None
         #: Set by :meth:`Context.started` (and when the process ends).
         self.ready = trio.Event()
@@ -118,8 +117,7 @@ class Context:
 
         A process that does not exist is not an error: the message is dropped.
         """
-        message = data if not isinstance(data, bytes | bytearray) else DataMessage(tag, data)
-        self._proc.runtime._deliver(self._proc.environment.processes.get(pid), message)
+        self._proc.runtime.send(pid, data, tag=tag, environment=self._proc.environment)
 
     def send_object(self, pid: int, value: object, *, tag: int = 0) -> None:
         """Send any Python object to a Python process (it receives an

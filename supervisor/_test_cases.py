@@ -123,10 +123,6 @@ class Status(enum.Enum):
     FAILED = "FAILED"
     IGNORED = "ignored"
 
-    @property
-    def passed(self) -> bool:
-        return self is not Status.FAILED
-
 
 @dataclass(frozen=True, slots=True)
 class Verdict:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -30,7 +29,7 @@ __all__ = ["Timer", "TimerService"]
 class Timer:
     """One pending delivery; :meth:`cancel` is idempotent."""
 
-    __slots__ = ("deadline", "fired", "message", "on_fire", "seq", "service", "target")
+    __slots__ = ("deadline", "message", "on_fire", "seq", "service", "target")
 
     def __init__(
         self,
@@ -47,14 +46,9 @@ class Timer:
         self.target = target
         self.message: Message | None = message
         self.on_fire = on_fire
-        self.fired = False
 
     def __lt__(self, other: Timer) -> bool:
         return (self.deadline, self.seq) < (other.deadline, other.seq)
-
-    @property
-    def pending(self) -> bool:
-        return self.message is not None
 
     def cancel(self) -> bool:
         """Stop the delivery; False if the timer already fired or was cancelled."""
@@ -136,12 +130,8 @@ class TimerService:
             return
         self._live -= 1
         timer.message = None
-        timer.fired = True
         target, timer.target = timer.target, None
         if target is not None and target.alive:
             target.mailbox.push(message)
         if timer.on_fire is not None:
             timer.on_fire()
-
-    def next_deadline(self) -> float:
-        return self._heap[0].deadline if self._heap else math.inf
