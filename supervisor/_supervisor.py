@@ -45,6 +45,7 @@ from hostapi.data import DataMessage, LinkDied, ObjectMessage, ProcessDied
 from hostapi.protocols import SpawnError
 from strategies import (
     Action,
+    Backoff,
     ChildView,
     Reason,
     Restart,
@@ -52,7 +53,6 @@ from strategies import (
     Strategy,
     auto_shutdown_triggered,
     restart_decision,
-    shutdown_order,
     strategy_for,
 )
 
@@ -261,6 +261,15 @@ class _Core:
 
     # -- the process ------------------------------------------------------------
 
+    async def launched(self, handle: ProcessHandle) -> ProcessHandle:
+        """``handle``, the process just spawned to run :meth:`main`, once it
+        has started its children; raises why it could not."""
+        await self.started.wait()
+        if self.start_error is not None:
+            await handle.wait()
+            raise self.start_error
+        return handle
+
     async def main(self, ctx: Context) -> None:
         """The supervisor process's function."""
         self.ctx = ctx
@@ -388,12 +397,7 @@ class _Core:
             self.runtime, start.flags, start.children, f"{self.path}/{child.spec.id}", self.bus
         )
         core.parent = self.ctx.id
-        handle = await self.ctx.spawn_python(_supervisor_main, core, link=tag)
-        await core.started.wait()
-        if core.start_error is not None:
-            await handle.wait()
-            raise core.start_error
-        return handle
+        return await core.launched(await self.ctx.spawn_python(core.main, link=tag))
 
     async def _stop(self, child: _Child) -> Exit | None:
         """Stop a running child (OTP's ``shutdown/1``); its exit is reported."""
@@ -402,10 +406,18 @@ class _Core:
             if child.state == RESTARTING:
                 child.state = STOPPED
             return None
+        self._detach(child, proc)
+        exit = await self._shutdown(proc, child)
+        self._report_exit(child, proc, exit)
+        return exit
+
+    def _detach(self, child: _Child, proc: Process) -> None:
+        """``child`` no longer runs ``proc``, which has ended or is being stopped."""
         del self.by_pid[proc.id]
         child.proc = None
         child.state = STOPPED
-        exit = await self._shutdown(proc, child)
+
+    def _report_exit(self, child: _Child, proc: Process, exit: Exit) -> None:
         self.bus.emit(
             "child_exited",
             self.path,
@@ -414,7 +426,6 @@ class _Core:
             reason=str(exit.reason),
             detail=exit.detail,
         )
-        return exit
 
     async def _shutdown(self, proc: Process, child: _Child) -> Exit:
         if proc.exit is not None:  # it ended on its own meanwhile: keep its reason
@@ -424,8 +435,8 @@ class _Core:
             proc.terminate(Exit(ExitReason.KILLED, "brutal_kill"))
             return await proc.wait()
         seconds = None if timeout == INFINITY else float(timeout)
-        core = _CORES.get(proc)
-        if core is not None:
+        is_supervisor = isinstance(child.spec.start, SupervisorChild)
+        if is_supervisor:
             proc.mailbox.push(ObjectMessage(_Stop("shutdown")))
         elif proc.kind == "wasm" and proc.die_when_link_dies:
             proc.terminate(Exit(ExitReason.SHUTDOWN, "shutdown"))
@@ -436,7 +447,7 @@ class _Core:
             proc.terminate(Exit(ExitReason.SHUTDOWN, "shutdown"))
         with trio.move_on_after(seconds if seconds is not None else float("inf")):
             return await proc.wait()
-        if proc.kind == "python" and core is None:
+        if proc.kind == "python" and not is_supervisor:
             # Python code cannot be killed against its will: report, then wait.
             self.bus.emit(
                 "shutdown_timeout",
@@ -462,10 +473,8 @@ class _Core:
                 for child in list(self.children):
                     n.start_soon(self._stop, child)
             return
-        for key in shutdown_order([c.view() for c in self.children]):
-            await self._stop(self._child(key))
-        for c in self.children:
-            c.state = STOPPED if c.state == RESTARTING else c.state
+        for child in reversed(list(self.children)):  # the shutdown order
+            await self._stop(child)
 
     # -- exits and restarts -------------------------------------------------------------
 
@@ -473,17 +482,8 @@ class _Core:
         proc = child.proc
         assert proc is not None and proc.exit is not None
         exit = proc.exit
-        del self.by_pid[proc.id]
-        child.proc = None
-        child.state = STOPPED
-        self.bus.emit(
-            "child_exited",
-            self.path,
-            self._name(child),
-            pid=proc.id,
-            reason=str(exit.reason),
-            detail=exit.detail,
-        )
+        self._detach(child, proc)
+        self._report_exit(child, proc, exit)
         action, _reported = restart_decision(child.spec.restart, Reason(exit.reason.value))
         if action is Action.RESTART:
             child.attempt = self._attempt(child, trio.current_time() - child.started_at)
@@ -493,13 +493,18 @@ class _Core:
             self.children.remove(child)
         self._maybe_auto_shutdown(child)
 
+    def _backoff(self, child: _Child) -> Backoff | None:
+        return child.spec.backoff or self.flags.backoff
+
     def _attempt(self, child: _Child, ran_for: float) -> int:
-        backoff = child.spec.backoff or self.flags.backoff
+        backoff = self._backoff(child)
         if backoff is None:
             return child.attempt + 1
         return backoff.next_attempt(child.attempt, ran_for)
 
     def _maybe_auto_shutdown(self, child: _Child) -> None:
+        if not child.spec.significant:
+            return  # the first rule of auto_shutdown_triggered, without counting
         left = sum(1 for c in self.children if c.spec.significant and c.state == RUNNING)
         if auto_shutdown_triggered(self.flags.auto_shutdown, child.spec.significant, left):
             self.exit = Exit(ExitReason.SHUTDOWN, "auto_shutdown")
@@ -523,7 +528,7 @@ class _Core:
             return
         why = "retrying a failed start" if exit is None else exit.detail
         reason = None if exit is None else str(exit.reason)
-        backoff = child.spec.backoff or self.flags.backoff
+        backoff = self._backoff(child)
         if backoff is not None:
             delay = backoff.delay(child.attempt)
             child.state = RESTARTING
@@ -707,18 +712,6 @@ class _Core:
         return self._static_child(target).spec
 
 
-_CORES: dict[Process, _Core] = {}
-
-
-async def _supervisor_main(ctx: Context, core: _Core) -> None:
-    proc = ctx._proc
-    _CORES[proc] = core
-    try:
-        await core.main(ctx)
-    finally:
-        _CORES.pop(proc, None)
-
-
 # -- the handle ------------------------------------------------------------------------------
 
 
@@ -856,14 +849,11 @@ async def start_supervisor(
         bus.listen(events)
     core = _Core(runtime, flags, children, name, bus)
     if parent is None:
-        handle = await runtime.spawn_python(_supervisor_main, core)
+        handle = await core.launched(await runtime.spawn_python(core.main))
     else:
         core.parent = parent.id
-        handle = await runtime._spawn_python(parent, _supervisor_main, (core,), next(core._tags))
-    await core.started.wait()
-    if core.start_error is not None:
-        await handle.wait()
-        raise core.start_error
+        spawned = await runtime._spawn_python(parent, core.main, (), next(core._tags))
+        handle = await core.launched(spawned)
     sup = Supervisor(core, handle)
     if parent is None:
         runtime._register_supervisor(sup)
