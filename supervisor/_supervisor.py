@@ -623,33 +623,43 @@ class _Core:
         if self.simple:
             spec = self.specs[0]
             key = f"#{next(self._keys)}"
-            child = _Child(key, spec, tuple(arg))
-            self.children.append(child)
-            try:
-                await self._start(child)
-            except _StartFailure as e:
-                self.children.remove(child)
-                raise StartFailed(spec.id, str(e)) from None
-            assert child.proc is not None
-            return ProcessHandle(child.proc)
+            return await self._add_and_start(_Child(key, spec, tuple(arg)))
         spec = arg
         if not isinstance(spec, ChildSpec):
             raise TypeError(f"start_child takes a ChildSpec, got {type(spec).__name__}")
-        check_children(self.flags, [*[c.spec for c in self.children if c.spec.id != spec.id], spec])
+        check_children(self.flags, [spec])  # a taken id is refused just below
         existing = self._find(spec.id)
         if existing is not None:
             if existing.proc is not None:
                 raise AlreadyStarted(spec.id, ProcessHandle(existing.proc))
             raise AlreadyPresent(f"child {spec.id!r} is already present")
-        child = _Child(spec.id, spec)
+        return await self._add_and_start(_Child(spec.id, spec))
+
+    async def _add_and_start(self, child: _Child) -> ProcessHandle:
+        """Start a new child; if it cannot start it is not kept."""
         self.children.append(child)
+        try:
+            return await self._start_handle(child)
+        except StartFailed:
+            self.children.remove(child)
+            raise
+
+    async def _start_handle(self, child: _Child) -> ProcessHandle:
         try:
             await self._start(child)
         except _StartFailure as e:
-            self.children.remove(child)
-            raise StartFailed(spec.id, str(e)) from None
+            raise StartFailed(child.spec.id, str(e)) from None
         assert child.proc is not None
         return ProcessHandle(child.proc)
+
+    def _stopped_static_child(self, child_id: object) -> _Child:
+        """A static child that neither runs nor waits for a restart."""
+        child = self._static_child(child_id)
+        if child.state == RUNNING:
+            raise Running(f"child {child_id!r} is running")
+        if child.state == RESTARTING:
+            raise Restarting(f"child {child_id!r} is restarting")
+        return child
 
     async def _api_terminate_child(self, target: Any) -> None:
         if isinstance(target, ProcessHandle):
@@ -663,25 +673,10 @@ class _Core:
             self.children.remove(child)
 
     async def _api_delete_child(self, child_id: object) -> None:
-        child = self._static_child(child_id)
-        if child.state == RUNNING:
-            raise Running(f"child {child_id!r} is running")
-        if child.state == RESTARTING:
-            raise Restarting(f"child {child_id!r} is restarting")
-        self.children.remove(child)
+        self.children.remove(self._stopped_static_child(child_id))
 
     async def _api_restart_child(self, child_id: object) -> ProcessHandle:
-        child = self._static_child(child_id)
-        if child.state == RUNNING:
-            raise Running(f"child {child_id!r} is running")
-        if child.state == RESTARTING:
-            raise Restarting(f"child {child_id!r} is restarting")
-        try:
-            await self._start(child)
-        except _StartFailure as e:
-            raise StartFailed(child.spec.id, str(e)) from None
-        assert child.proc is not None
-        return ProcessHandle(child.proc)
+        return await self._start_handle(self._stopped_static_child(child_id))
 
     async def _api_which_children(self) -> list[ChildInfo]:
         return [
