@@ -19,6 +19,8 @@ segments at fixed offsets for strings.
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -26,7 +28,7 @@ import trio
 import trio.testing
 
 from hostapi.data import DataMessage, Message, ProcessConfig
-from hostapi.signatures import APPENDIX_A
+from hostapi.signatures import APPENDIX_A, FuncSig
 from supervisor import Context, Exit, Runtime
 
 T = TypeVar("T")
@@ -34,20 +36,27 @@ T = TypeVar("T")
 IMPORTED_NAMESPACES = ("lunatic::process", "lunatic::message", "lunatic::error")
 
 
+def import_decl(ns: str, name: str, sig: FuncSig, alias: str) -> str:
+    """The WAT import of ``ns``'s function ``name`` with type ``sig``, as ``$alias``."""
+    params = " ".join(map(str, sig.params))
+    results = " ".join(map(str, sig.results))
+    p = f" (param {params})" if params else ""
+    r = f" (result {results})" if results else ""
+    return f'(import "{ns}" "{name}" (func ${alias}{p}{r}))'
+
+
+def import_alias(ns: str, name: str, prefix: dict[str, str] | None = None) -> str:
+    return (prefix or {}).get(ns, "") + name
+
+
 def namespace_imports(*namespaces: str, prefix: dict[str, str] | None = None) -> str:
     """WAT imports of every Appendix A function of ``namespaces``, each
     under its own name (after ``prefix[namespace]``, if given)."""
-    lines = []
-    for (ns, name), sig in APPENDIX_A.items():
-        if ns not in namespaces:
-            continue
-        alias = (prefix or {}).get(ns, "") + name
-        params = " ".join(str(t) for t in sig.params)
-        results = " ".join(str(t) for t in sig.results)
-        p = f" (param {params})" if params else ""
-        r = f" (result {results})" if results else ""
-        lines.append(f'  (import "{ns}" "{name}" (func ${alias}{p}{r}))')
-    return "\n".join(lines)
+    return "\n".join(
+        "  " + import_decl(ns, name, sig, import_alias(ns, name, prefix))
+        for (ns, name), sig in APPENDIX_A.items()
+        if ns in namespaces
+    )
 
 
 IMPORTS = namespace_imports(*IMPORTED_NAMESPACES, prefix={"lunatic::error": "error_"})
@@ -95,8 +104,19 @@ def data_string(offset: int, data: bytes) -> str:
     return f'(data (i32.const {offset}) "{escaped}")'
 
 
-def le64(value: int) -> int:
-    return value & 0xFFFF_FFFF_FFFF_FFFF
+def open_fds() -> int:
+    """How many file descriptors this process has open."""
+    return len(os.listdir("/proc/self/fd"))
+
+
+def result_lines(text: str) -> dict[str, str]:
+    """libtest's ``test NAME ... STATUS`` lines, by test name."""
+    return dict(re.findall(r"^test (.+) \.\.\. (\w+)$", text, re.MULTILINE))
+
+
+async def forever(ctx: Context) -> None:
+    """A Python process that waits until it is killed."""
+    await trio.sleep_forever()
 
 
 async def run_python(runtime: Runtime, fn: Callable[..., Awaitable[T]], *args: Any) -> T:

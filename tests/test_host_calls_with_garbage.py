@@ -16,10 +16,8 @@ temporary directory, where any file an SQLite ``open`` creates stays.
 
 from __future__ import annotations
 
-import os
 import pathlib
 import random
-import re
 
 import pytest
 import trio
@@ -28,6 +26,8 @@ import trio.testing
 import supervisor
 from hostapi.signatures import APPENDIX_A, ValType
 from supervisor import ProcessConfig
+
+from .guests import import_alias, namespace_imports, open_fds
 
 FUNCTIONS = sorted(APPENDIX_A)
 
@@ -74,49 +74,30 @@ SETUP = """
     (call $create_data (i64.const 7) (i64.const 16))
     (drop (call $write_data (i32.const 1024) (i32.const 11))))
 """
-SETUP_IMPORTS = (
-    ("lunatic::process", "create_config"),
-    ("lunatic::networking", "resolve"),
-    ("lunatic::networking", "tcp_bind"),
-    ("lunatic::networking", "tcp_local_addr"),
-    ("lunatic::networking", "resolve_next"),
-    ("lunatic::networking", "tcp_connect"),
-    ("lunatic::networking", "udp_bind"),
-    ("lunatic::sqlite", "open"),
-    ("lunatic::sqlite", "query_prepare"),
-    ("lunatic::message", "create_data"),
-    ("lunatic::message", "write_data"),
-)
+# Imports under their own names; only distributed's clash with others.
+PREFIX = {"lunatic::distributed": "distributed_"}
 
 
 def _module_text() -> str:
-    setup = SETUP
-    for key in SETUP_IMPORTS:
-        setup = re.sub(rf"\${key[1]}\b", f"$f{FUNCTIONS.index(key)}", setup)
     data = [f'  (data (i32.const {at}) "{text}")' for at, text in SETUP_DATA.items()]
-    imports, exports = [], []
+    exports = []
     for i, key in enumerate(FUNCTIONS):
         ns, name = key
         sig = APPENDIX_A[key]
-        params = " ".join(str(t) for t in sig.params)
-        results = " ".join(str(t) for t in sig.results)
-        p = f" (param {params})" if params else ""
-        r = f" (result {results})" if results else ""
-        imports.append(f'  (import "{ns}" "{name}" (func $f{i}{p}{r}))')
         # Floats arrive as the integers of their bits (spawn passes integers).
         wire = [_WIRE.get(t, t) for t in sig.params]
         args = " ".join(_arg(t, j) for j, t in enumerate(sig.params))
-        call = f"(call $f{i} {args})"
+        call = f"(call ${import_alias(ns, name, PREFIX)} {args})"
         body = f"(drop {call})" if sig.results else call
         w = f" (param {' '.join(str(t) for t in wire)})" if wire else ""
         exports.append(f'  (func (export "call_{i}"){w} (call $setup) {body})')
     return "\n".join(
         [
             "(module",
-            *imports,
+            namespace_imports(*{ns for ns, _ in FUNCTIONS}, prefix=PREFIX),
             '  (memory (export "memory") 1)',
             *data,
-            setup,
+            SETUP,
             # Host-allocated results (SQLite, certificates) land in the middle.
             '  (func (export "lunatic_alloc") (param i32) (result i32) (i32.const 32768))',
             '  (func (export "_lunatic_catch_trap") (param i32 i32) (result i32) unreachable)',
@@ -136,10 +117,6 @@ def _vectors(key: tuple[str, str]) -> list[list[int]]:
     return vectors
 
 
-def _open_fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
-
-
 async def test_garbage_arguments_end_only_the_calling_process_with_a_clear_reason(
     autojump_clock: trio.testing.MockClock,
     tmp_path: pathlib.Path,
@@ -147,7 +124,7 @@ async def test_garbage_arguments_end_only_the_calling_process_with_a_clear_reaso
 ) -> None:
     monkeypatch.chdir(tmp_path)
     config = ProcessConfig.privileged(preopens=[(".", ".")])
-    fds = _open_fds()
+    fds = open_fds()
     unclear: list[str] = []
     ended = blocked = 0
     async with supervisor.open_runtime() as rt:
@@ -182,4 +159,4 @@ async def test_garbage_arguments_end_only_the_calling_process_with_a_clear_reaso
     assert not unclear, "\n".join(unclear)
     assert ended + blocked == len(FUNCTIONS) * VECTORS_PER_FUNCTION
     assert ended > blocked  # most garbage is refused at once
-    assert _open_fds() == fds
+    assert open_fds() == fds

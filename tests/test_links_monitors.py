@@ -9,7 +9,7 @@ import trio
 import supervisor
 from supervisor import Context, ExitReason, LinkDied, ProcessDied
 
-from .guests import guest, run_python, value_of
+from .guests import forever, guest, run_python, value_of
 
 WORKER = guest(
     """
@@ -174,9 +174,6 @@ async def test_link_death_cascades_without_echo(
 
 
 async def test_unlink_removes_both_sides(runtime: supervisor.Runtime) -> None:
-    async def sleeper(ctx: Context) -> None:
-        await trio.sleep_forever()
-
     async def linker(ctx: Context, other: int) -> None:
         ctx.link(other, tag=4)
         await trio.lowlevel.checkpoint()
@@ -185,7 +182,7 @@ async def test_unlink_removes_both_sides(runtime: supervisor.Runtime) -> None:
         assert runtime.process(other).info()["links"] == {}  # type: ignore[union-attr]
         ctx.kill(other)
 
-    s = await runtime.spawn_python(sleeper)
+    s = await runtime.spawn_python(forever)
     h = await runtime.spawn_python(linker, s.id)
     assert (await s.wait()).reason is ExitReason.KILLED
     assert (await h.wait()).normal  # unlinked: the kill did not come back
@@ -196,7 +193,7 @@ async def test_linking_twice_replaces_the_tag_and_self_links_are_harmless(
 ) -> None:
     async def proc(ctx: Context) -> dict[int, int]:
         ctx.link(ctx.id, tag=1)
-        other = await ctx.spawn_python(_forever)
+        other = await ctx.spawn_python(forever)
         ctx.link(other.id, tag=2)
         ctx.link(other.id, tag=3)
         links = dict(ctx._proc.links)
@@ -205,10 +202,6 @@ async def test_linking_twice_replaces_the_tag_and_self_links_are_harmless(
 
     ctx_links = await run_python_catching(runtime, proc)
     assert ctx_links == {1: 1, 2: 3}
-
-
-async def _forever(ctx: Context) -> None:
-    await trio.sleep_forever()
 
 
 async def run_python_catching(runtime: supervisor.Runtime, fn: object) -> object:
@@ -223,7 +216,7 @@ async def test_stop_monitoring_means_no_process_died(
     runtime: supervisor.Runtime, autojump_clock: trio.testing.MockClock
 ) -> None:
     async def proc(ctx: Context) -> int:
-        other = await ctx.spawn_python(_forever)
+        other = await ctx.spawn_python(forever)
         ctx.monitor(other.id)
         ctx.monitor(other.id)  # one entry however often
         ctx.stop_monitoring(other.id)
@@ -239,7 +232,7 @@ async def test_monitoring_twice_gives_one_process_died(
     runtime: supervisor.Runtime, autojump_clock: trio.testing.MockClock
 ) -> None:
     async def proc(ctx: Context) -> list[object]:
-        other = await ctx.spawn_python(_forever)
+        other = await ctx.spawn_python(forever)
         ctx.monitor(other.id)
         ctx.monitor(other.id)
         other.kill()
@@ -259,7 +252,7 @@ async def test_link_and_monitor_of_a_dying_process_are_atomic(
     # linking and monitoring now must still be told about its death (6.7).
     async def proc(ctx: Context) -> list[object]:
         ctx.die_when_link_dies(False)
-        target = await ctx.spawn_python(_forever)
+        target = await ctx.spawn_python(forever)
         await trio.testing.wait_all_tasks_blocked()
         target.kill()
         ctx.link(target.id, tag=9)
@@ -313,7 +306,7 @@ async def test_python_and_wasm_processes_link_both_ways(
 
     # ... and a Python process linked to a failing Wasm process dies with it.
     wasm = await runtime.spawn(module, "crash")
-    py = await runtime.spawn_python(_forever)
+    py = await runtime.spawn_python(forever)
     runtime.link(py, wasm)
     runtime.send(wasm, b"go")
     exit = await py.wait()

@@ -29,7 +29,7 @@ from hostapi.wasmbin import read_module_info
 from supervisor import Context
 from supervisor._wasm import WasmProcess
 
-from .guests import param_i32, run_python
+from .guests import param_i32, result_lines, run_python
 from .lunatic_rs.build import build
 
 I32, I64 = ValType.I32, ValType.I64
@@ -85,10 +85,6 @@ EXPECTED = {
 PASSED = sum(s == "ok" for s in EXPECTED.values())
 FAILED = sum(s == "FAILED" for s in EXPECTED.values())
 IGNORED = sum(s == "ignored" for s in EXPECTED.values())
-
-
-def result_lines(text: str) -> dict[str, str]:
-    return dict(re.findall(r"^test (.+) \.\.\. (\w+)$", text, re.MULTILINE))
 
 
 def section(text: str, name: str) -> str:

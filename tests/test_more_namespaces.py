@@ -12,7 +12,7 @@ import supervisor
 from hostapi.distributed import NODE_EXTENSION_OID, TEST_ROOT_CERT, TEST_ROOT_KEY
 from supervisor import Context, DataMessage, Exit, ExitReason
 
-from .guests import ALLOC, data_string, guest, reports, run_python, value_of
+from .guests import ALLOC, data_string, forever, guest, reports, run_python, value_of
 
 IMPORTS = """
   (import "lunatic::registry" "put" (func $reg_put (param i32 i32 i64 i64)))
@@ -223,7 +223,7 @@ async def test_timers_outlive_their_creator_and_skip_dead_targets(
     )
 
     async def test(ctx: Context) -> float:
-        victim = await ctx.spawn_python(_wait_forever)
+        victim = await ctx.spawn_python(forever)
         start = trio.current_time()
         creator = await ctx.spawn(module, "main", [ctx.id, victim.id])
         await creator.wait()  # the creator is gone before its timer fires
@@ -238,14 +238,10 @@ async def test_timers_outlive_their_creator_and_skip_dead_targets(
     assert runtime.timers.size == 0
 
 
-async def _wait_forever(ctx: Context) -> None:
-    await trio.sleep_forever()
-
-
 async def test_cancelled_timers_leave_nothing_behind(
     runtime: supervisor.Runtime, autojump_clock: trio.testing.MockClock
 ) -> None:
-    target = await runtime.spawn_python(_wait_forever)
+    target = await runtime.spawn_python(forever)
     timers = [
         runtime.timers.schedule(runtime._nursery, 3600, target._proc, DataMessage(1))  # type: ignore[arg-type]
         for _ in range(1000)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import pathlib
 import socket
 from typing import Any
@@ -14,7 +13,15 @@ import trio.testing
 import supervisor
 from supervisor import Context, DataMessage, ExitReason
 
-from .guests import data_string, guest, namespace_imports, reports, run_python, value_of
+from .guests import (
+    data_string,
+    guest,
+    namespace_imports,
+    open_fds,
+    reports,
+    run_python,
+    value_of,
+)
 
 NET_IMPORTS = namespace_imports("lunatic::networking")
 
@@ -539,10 +546,6 @@ async def test_udp_datagrams_between_two_guests(runtime: supervisor.Runtime) -> 
         assert (await asker.wait()).normal
 
     await run_python(runtime, test)
-
-
-def open_fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
 
 
 HOLDER = net_guest(

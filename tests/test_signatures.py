@@ -8,13 +8,7 @@ from hostapi.linking import IMPLEMENTED
 from hostapi.signatures import APPENDIX_A, FuncSig, ValType, parse_signature
 from supervisor._engine import CompileError, wasm_host
 
-
-def _import(ns: str, name: str, sig: FuncSig, alias: str) -> str:
-    params = " ".join(map(str, sig.params))
-    results = " ".join(map(str, sig.results))
-    p = f" (param {params})" if params else ""
-    r = f" (result {results})" if results else ""
-    return f'(import "{ns}" "{name}" (func ${alias}{p}{r}))'
+from .guests import import_decl
 
 
 def test_appendix_a_lists_140_functions_in_12_namespaces() -> None:
@@ -26,7 +20,8 @@ def test_the_linker_defines_every_function_with_its_type() -> None:
     host = wasm_host()
     assert host.linker.defined == APPENDIX_A
     imports = "\n".join(
-        _import(ns, name, sig, f"f{i}") for i, ((ns, name), sig) in enumerate(APPENDIX_A.items())
+        import_decl(ns, name, sig, f"f{i}")
+        for i, ((ns, name), sig) in enumerate(APPENDIX_A.items())
     )
     module = host.compile(f"(module {imports})".encode())
     assert len(module.imports) == 140
@@ -37,7 +32,7 @@ def test_an_import_with_a_different_type_is_refused(ns: str, name: str) -> None:
     sig = APPENDIX_A[(ns, name)]
     wrong = FuncSig((*sig.params, ValType.I32), sig.results)
     with pytest.raises(CompileError, match=r"incompatible import type|types incompatible"):
-        wasm_host().compile(f"(module {_import(ns, name, wrong, 'f')})".encode())
+        wasm_host().compile(f"(module {import_decl(ns, name, wrong, 'f')})".encode())
 
 
 def test_an_unknown_import_is_refused_with_its_name() -> None:

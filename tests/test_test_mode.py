@@ -30,7 +30,7 @@ from supervisor._test_runner import LibtestReport, Summary, run_tests
 from supervisor._test_runner import TestOptions as Options
 from supervisor.cli import is_test_build
 
-from .guests import data_string, guest
+from .guests import data_string, guest, result_lines
 
 # -- export names ------------------------------------------------------------------
 
@@ -219,10 +219,6 @@ EXPECTED = {
     "suite::leaves_a_process_behind": "ok",
     "suite::never_ends": "ignored",
 }
-
-
-def result_lines(text: str) -> dict[str, str]:
-    return dict(re.findall(r"^test (.+) \.\.\. (\w+)$", text, re.MULTILINE))
 
 
 async def run_suite(
@@ -447,7 +443,9 @@ def test_lunatrio_test_on_a_missing_or_bad_module_prints_one_line_and_exits_2(
     assert "Traceback" not in r.stderr
 
 
-def test_cargo_running_a_test_build_selects_the_test_mode(tmp_path: pathlib.Path) -> None:
+def test_cargo_running_a_test_build_selects_the_test_mode(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     deps = tmp_path / "target" / "wasm32-wasi" / "debug" / "deps"
     deps.mkdir(parents=True)
     wasm = deps / "suite-0123.wasm"
@@ -455,7 +453,7 @@ def test_cargo_running_a_test_build_selects_the_test_mode(tmp_path: pathlib.Path
     r = lunatrio(str(wasm), "passes", cwd=tmp_path, CARGO_MANIFEST_DIR=str(tmp_path))
     assert r.returncode == 0, r.stdout + r.stderr
     assert "test suite::passes ... ok" in r.stdout
-    os.environ.pop("CARGO_MANIFEST_DIR", None)
+    monkeypatch.delenv("CARGO_MANIFEST_DIR", raising=False)
     assert not is_test_build(str(wasm))
 
 
