@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pathlib
 import subprocess
 import sys
@@ -58,19 +59,42 @@ def test_root_process_runs_start_and_prints(tmp_path: pathlib.Path) -> None:
     assert (r.returncode, r.stdout, r.stderr) == (0, "hello\n", "")
 
 
-def test_wasi_arguments_are_the_file_name_then_the_guest_arguments(
-    tmp_path: pathlib.Path,
-) -> None:
-    # print argv[0..n] separated by the NULs args_get leaves between them
-    body = """(func (export "_start")
-    (local $n i32) (local $size i32)
+# print argv[0..n] separated by the NULs args_get leaves between them
+PRINT_ARGS = """(func (export "_start")
+    (local $size i32)
     (drop (call $args_sizes (i32.const 100) (i32.const 104)))
     (local.set $size (i32.load (i32.const 104)))
     (drop (call $args_get (i32.const 200) (i32.const 300)))
     (call $print (i32.load (i32.const 200)) (local.get $size)))"""
-    r = run(tmp_path, program(body), "--dir", str(tmp_path), "one two")
+
+
+def test_wasi_arguments_are_the_file_name_then_the_guest_arguments(
+    tmp_path: pathlib.Path,
+) -> None:
+    r = run(tmp_path, program(PRINT_ARGS), "--dir", str(tmp_path), "one two")
     assert r.returncode == 0, r.stderr
     assert r.stdout.split("\0")[:-1] == ["prog.wat", "one two"]
+
+
+def test_bench_is_passed_to_the_guest_and_never_selects_the_test_mode(
+    tmp_path: pathlib.Path,
+) -> None:
+    # a test build where cargo puts one, with a _start that prints its arguments
+    deps = tmp_path / "target" / "wasm32-wasi" / "release" / "deps"
+    deps.mkdir(parents=True)
+    wasm = deps / "bench-0123.wasm"
+    wasm.write_text(program(PRINT_ARGS + '\n  (func (export "#lunatic_test_m::t"))'))
+    env = {**os.environ, "CARGO_MANIFEST_DIR": str(tmp_path)}
+
+    def lunatrio(*args: str) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "supervisor", *args]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
+
+    tests = lunatrio("run", str(wasm))
+    assert "test m::t ... ok" in tests.stdout, tests.stdout + tests.stderr
+    bench = lunatrio("run", "--bench", str(wasm), "fast")
+    assert bench.returncode == 0, bench.stderr
+    assert bench.stdout.split("\0")[:-1] == [wasm.name, "fast", "--bench"]
 
 
 @pytest.mark.parametrize(
