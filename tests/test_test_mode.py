@@ -397,6 +397,16 @@ def test_lunatrio_test_exits_0_when_every_selected_test_passed(
     assert "test result: ok. 2 passed; 0 failed; 0 ignored; 0 measured; 10 filtered out" in r.stdout
 
 
+def test_color_always_colours_each_status_and_never_leaves_it_plain(
+    suite_file: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    always = lunatrio("test", str(suite_file), "panics_", "--color", "always", cwd=tmp_path)
+    assert "test suite::panics_old_style - should panic ... \x1b[32mok\x1b[0m" in always.stdout
+    assert "test result: \x1b[32mok\x1b[0m." in always.stdout
+    never = lunatrio("test", str(suite_file), "panics_", "--color", "never", cwd=tmp_path)
+    assert "\x1b" not in never.stdout
+
+
 def test_lunatrio_test_lists_tests(suite_file: pathlib.Path, tmp_path: pathlib.Path) -> None:
     r = lunatrio("test", str(suite_file), "--list", "--format", "terse", "--ignored", cwd=tmp_path)
     assert r.returncode == 0
