@@ -20,7 +20,10 @@ segments at fixed offsets for strings.
 from __future__ import annotations
 
 import os
+import pathlib
 import re
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -102,6 +105,20 @@ def data_string(offset: int, data: bytes) -> str:
     """A data segment placing ``data`` at ``offset``."""
     escaped = "".join(f"\\{b:02x}" for b in data)
     return f'(data (i32.const {offset}) "{escaped}")'
+
+
+def lunatrio(
+    *args: str, cwd: pathlib.Path | None = None, timeout: float = 120, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """Run the ``lunatrio`` command to its end (``env`` adds to the environment)."""
+    return subprocess.run(
+        [sys.executable, "-m", "supervisor", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+        env={**os.environ, **env},
+    )
 
 
 def open_fds() -> int:

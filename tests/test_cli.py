@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import pathlib
 import subprocess
-import sys
 
 import pytest
 
-from .guests import data_string
+from .guests import data_string, lunatrio
 
 WASI = """
   (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
@@ -20,17 +18,12 @@ WASI = """
 
 
 def run(tmp_path: pathlib.Path, wat: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``lunatrio run [OPTIONS...] prog.wat [ARG]`` in ``tmp_path``: the last
+    of ``args`` is the guest's argument, the others are options."""
     path = tmp_path / "prog.wat"
     path.write_text(wat)
-    return subprocess.run(
-        [sys.executable, "-m", "supervisor", "run", *args[:-1], str(path), *args[-1:]]
-        if args
-        else [sys.executable, "-m", "supervisor", "run", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-    )
+    options, guest_args = args[:-1], args[-1:]
+    return lunatrio("run", *options, str(path), *guest_args, cwd=tmp_path, timeout=60)
 
 
 def program(body: str, data: str = "") -> str:
@@ -84,15 +77,9 @@ def test_bench_is_passed_to_the_guest_and_never_selects_the_test_mode(
     deps.mkdir(parents=True)
     wasm = deps / "bench-0123.wasm"
     wasm.write_text(program(PRINT_ARGS + '\n  (func (export "#lunatic_test_m::t"))'))
-    env = {**os.environ, "CARGO_MANIFEST_DIR": str(tmp_path)}
-
-    def lunatrio(*args: str) -> subprocess.CompletedProcess[str]:
-        argv = [sys.executable, "-m", "supervisor", *args]
-        return subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
-
-    tests = lunatrio("run", str(wasm))
+    tests = lunatrio("run", str(wasm), CARGO_MANIFEST_DIR=str(tmp_path))
     assert "test m::t ... ok" in tests.stdout, tests.stdout + tests.stderr
-    bench = lunatrio("run", "--bench", str(wasm), "fast")
+    bench = lunatrio("run", "--bench", str(wasm), "fast", CARGO_MANIFEST_DIR=str(tmp_path))
     assert bench.returncode == 0, bench.stderr
     assert bench.stdout.split("\0")[:-1] == [wasm.name, "fast", "--bench"]
 
@@ -147,12 +134,7 @@ def test_bad_input_prints_one_line_and_exits_2(
     path = tmp_path / "bad.wat"
     if content is not None:
         path.write_text(content)
-    r = subprocess.run(
-        [sys.executable, "-m", "supervisor", "run", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    r = lunatrio("run", str(path), timeout=60)
     assert r.returncode == 2
     assert r.stderr.count("\n") == 1
     assert message.format(path=path) in r.stderr
@@ -165,6 +147,6 @@ def test_a_missing_dir_is_bad_input(tmp_path: pathlib.Path) -> None:
 
 
 def test_usage_errors_exit_2(tmp_path: pathlib.Path) -> None:
-    r = subprocess.run([sys.executable, "-m", "supervisor"], capture_output=True, text=True)
+    r = lunatrio()
     assert r.returncode == 2
     assert "usage: lunatrio" in r.stderr

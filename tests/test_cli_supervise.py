@@ -12,6 +12,8 @@ import time
 
 import pytest
 
+from .guests import lunatrio
+
 EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples" / "tree"
 
 WORKERS = (EXAMPLES / "workers.wat").read_text()
@@ -21,12 +23,7 @@ def supervise(tmp_path: pathlib.Path, toml: str, *extra: str) -> subprocess.Comp
     (tmp_path / "workers.wat").write_text(WORKERS)
     tree = tmp_path / "tree.toml"
     tree.write_text(toml)
-    return subprocess.run(
-        [sys.executable, "-m", "supervisor", "supervise", str(tree), *extra],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return lunatrio("supervise", str(tree), *extra)
 
 
 def events(path: pathlib.Path) -> list[dict[str, object]]:
@@ -250,12 +247,7 @@ def test_a_bad_tree_prints_one_clear_line_naming_the_key_and_exits_2(
 
 
 def test_a_missing_tree_file_exits_2(tmp_path: pathlib.Path) -> None:
-    r = subprocess.run(
-        [sys.executable, "-m", "supervisor", "supervise", str(tmp_path / "none.toml")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    r = lunatrio("supervise", str(tmp_path / "none.toml"), timeout=60)
     assert r.returncode == 2
     assert "not found" in r.stderr
 

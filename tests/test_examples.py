@@ -11,6 +11,8 @@ import sys
 
 import pytest
 
+from .guests import lunatrio
+
 EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
 
 
@@ -36,12 +38,7 @@ def kv_wasm() -> pathlib.Path:
 
 
 def test_demo_prints_one_link_died_and_a_process_died_per_worker(demo_wasm: pathlib.Path) -> None:
-    r = subprocess.run(
-        [sys.executable, "-m", "supervisor", "run", str(demo_wasm)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    r = lunatrio("run", str(demo_wasm), timeout=60)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert "root: LinkDied, tag 102: worker 2 failed" in lines
@@ -80,8 +77,7 @@ def _run_kv(
     wasm: pathlib.Path, directory: pathlib.Path, *args: str
 ) -> subprocess.CompletedProcess[str]:
     """Run ``examples/kv.c`` to its end with ``directory`` preopened."""
-    argv = [sys.executable, "-m", "supervisor", "run", "--dir", str(directory), str(wasm)]
-    return subprocess.run([*argv, *args], capture_output=True, text=True, timeout=60)
+    return lunatrio("run", "--dir", str(directory), str(wasm), *args, timeout=60)
 
 
 class _KvServer:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 import pathlib
 import re
 import subprocess
@@ -30,7 +29,7 @@ from supervisor._test_runner import LibtestReport, Summary, run_tests
 from supervisor._test_runner import TestOptions as Options
 from supervisor.cli import is_test_build
 
-from .guests import data_string, guest, result_lines
+from .guests import data_string, guest, lunatrio, result_lines
 
 # -- export names ------------------------------------------------------------------
 
@@ -360,17 +359,6 @@ async def test_the_trailing_arguments_are_the_only_wasi_arguments(
 
 
 # -- the command ---------------------------------------------------------------------------
-
-
-def lunatrio(*args: str, cwd: pathlib.Path, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "supervisor", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=cwd,
-        env={**os.environ, **env},
-    )
 
 
 @pytest.fixture
