@@ -138,9 +138,7 @@ async def test_garbage_arguments_end_only_the_calling_process_with_a_clear_reaso
             with trio.move_on_after(30):
                 exit = await handle.wait()
                 ended += 1
-                if UNEXPECTED in exit.detail or (
-                    not exit.normal and not exit.detail
-                ):  # pragma: no cover - the failure message says which
+                if UNEXPECTED in exit.detail or (not exit.normal and not exit.detail):
                     unclear.append(f"{ns}::{name}{tuple(args)}: {exit}")
                 return
             blocked += 1
