@@ -923,7 +923,13 @@ class PendingCall(_HostCall):
         trap_ret: Any,
         name: str,
     ) -> None:
-        super().__init__(owner, results, kinds, trap_ret, name)
+        # Not super().__init__: this runs on the fiber of every process that
+        # parks, and the extra call reaches one more stack page (4 KiB each).
+        self.owner = owner
+        self.results = results
+        self.kinds = kinds
+        self.trap_ret = trap_ret
+        self.name = name
         self.id = next(_pending_ids)
         self.suspend = suspend
         self.outcome: outcome.Outcome[Any] | None = None
